@@ -1,0 +1,38 @@
+"""The canary runbook: every tenant job succeeds and changes nothing."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tenantpilot import hookimpl
+from tenantpilot.api import Runbook, TenantJob
+from tenantpilot.extensions import db
+from tenantpilot.models import Tenant
+
+
+def preflight(scope: dict) -> dict:
+    q = select(func.count()).select_from(Tenant).where(Tenant.status == "active", Tenant.is_platform.is_(False))
+    if scope.get("kind") == "workspace":
+        q = q.where(Tenant.workspace_id == scope.get("workspace_id"))
+    elif scope.get("kind") == "single_tenant":
+        q = q.where(Tenant.id == scope.get("tenant_id"))
+    tenants = db.session.scalar(q)
+    return {"affected_count": 0, "total_count": tenants, "estimated_tenants": tenants}
+
+
+def execute_tenant(job: TenantJob) -> dict:
+    return {"processed": 1}
+
+
+@hookimpl
+def tenantpilot_register_runbooks(app):
+    return Runbook(
+        key="ops.pipeline_canary",
+        label="Pipeline canary",
+        description="Dispatches one no-op job per tenant through the real queue and workers, "
+                    "to prove the fan-out path is healthy. Changes no tenant data.",
+        capability="platform.runbooks.ops.pipeline_canary",
+        confirmation_word="CANARY",
+        execute_tenant=execute_tenant,
+        preflight=preflight,
+        reason_required_scopes=(),
+    )

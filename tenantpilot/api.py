@@ -1,0 +1,202 @@
+"""Declarative, frozen definitions that plugins return from registration hooks.
+
+Behaviour lives on these objects (callables as fields), not in more hooks. The registry
+validates each one at start-up; a malformed definition fails start-up naming its plugin.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # dotted, lower-case
+SCOPES = ("all_tenants", "workspace", "single_tenant")
+CONTROL_SCOPES = ("global", "workspace")
+SOURCES = ("system_ui", "tenant_ui", "cli", "deploy_hook", "api")
+# Summary-count vocabulary of SPEC 2; an operation type may add its own keys.
+CORE_SUMMARY_KEYS = ("total", "processed", "updated", "skipped", "failed", "tenants", "items")
+REASON_CODES = ("DATA_REPAIR", "INCIDENT", "SUPPORT", "SECURITY")
+
+
+class DefinitionError(ValueError):
+    """A plugin returned a definition that cannot be used."""
+
+
+class TenantJobError(Exception):
+    """Raised by an executor to fail one tenant with a stable reason code and a short,
+    safe message (shown to operators; never put secrets, e-mails or payloads in it)."""
+
+    def __init__(self, reason_code: str, message: str = ""):
+        super().__init__(message or reason_code)
+        self.reason_code = reason_code
+        self.message = message
+
+
+def _require_key(kind: str, key: str) -> None:
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise DefinitionError(f"{kind} key {key!r} must be dotted lower-case, e.g. 'findings.lifecycle.backfill'")
+
+
+@dataclass(frozen=True)
+class TenantJob:
+    """What an executor gets for one tenant of a run. Ids, not ORM objects."""
+
+    run_id: int
+    tenant_id: int
+    workspace_id: int
+    operation_type: str
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class OperationType:
+    """A kind of operation run.
+
+    execute_tenant(job: TenantJob) -> dict of summary counts for that tenant. It must be
+    idempotent and may raise TenantJobError to fail just that tenant.
+    """
+
+    key: str
+    label: str
+    execute_tenant: Callable[[TenantJob], Mapping[str, int]]
+    summary_keys: tuple[str, ...] = ()
+    platform_capabilities: tuple[str, ...] = ()
+    # Empty: cannot be started from the tenant plane.
+    tenant_capabilities: tuple[str, ...] = ()
+    # Control key that gates starts (None: ungated).
+    control_key: str | None = None
+    circuit_min_tenants: int = 20
+    circuit_failure_ratio: float = 0.5
+
+    def __post_init__(self):
+        _require_key("operation type", self.key)
+        if not callable(self.execute_tenant):
+            raise DefinitionError(f"operation type {self.key!r}: execute_tenant must be callable")
+
+    @property
+    def allowed_summary_keys(self) -> frozenset[str]:
+        return frozenset(CORE_SUMMARY_KEYS) | frozenset(self.summary_keys)
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """A safe, repeatable maintenance operation across tenants (SPEC 3).
+
+    preflight(scope: dict) -> dict with at least affected_count, total_count,
+    estimated_tenants; read-only. execute_tenant as for OperationType.
+    """
+
+    key: str
+    label: str
+    description: str
+    capability: str
+    execute_tenant: Callable[[TenantJob], Mapping[str, int]]
+    preflight: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    confirmation_word: str
+    scopes: tuple[str, ...] = SCOPES
+    control_key: str | None = None
+    reason_required_scopes: tuple[str, ...] = ("all_tenants", "workspace")
+    summary_keys: tuple[str, ...] = ()
+    tenant_capabilities: tuple[str, ...] = ()
+    run_on_deploy: bool = False
+    templates: Mapping[str, str] = field(default_factory=dict)  # fragment name -> template
+    circuit_min_tenants: int = 20
+    circuit_failure_ratio: float = 0.5
+
+    def __post_init__(self):
+        _require_key("runbook", self.key)
+        if not self.capability.startswith("platform.runbooks."):
+            raise DefinitionError(f"runbook {self.key!r}: capability must start with 'platform.runbooks.'")
+        bad = set(self.scopes) - set(SCOPES)
+        if bad or not self.scopes:
+            raise DefinitionError(f"runbook {self.key!r}: unknown scopes {sorted(bad)}")
+        if not self.confirmation_word or not self.confirmation_word.isupper():
+            raise DefinitionError(f"runbook {self.key!r}: confirmation_word must be an upper-case word")
+        for name in ("execute_tenant", "preflight"):
+            if not callable(getattr(self, name)):
+                raise DefinitionError(f"runbook {self.key!r}: {name} must be callable")
+
+    def operation_type(self) -> OperationType:
+        """Every runbook is also an operation type of the same key."""
+        return OperationType(
+            key=self.key,
+            label=self.label,
+            execute_tenant=self.execute_tenant,
+            summary_keys=self.summary_keys,
+            platform_capabilities=("platform.runbooks.run", self.capability),
+            tenant_capabilities=self.tenant_capabilities,
+            control_key=self.control_key,
+            circuit_min_tenants=self.circuit_min_tenants,
+            circuit_failure_ratio=self.circuit_failure_ratio,
+        )
+
+
+@dataclass(frozen=True)
+class ControlKey:
+    """A risky action operators may pause without a deploy (SPEC 4)."""
+
+    key: str
+    label: str
+    scopes: tuple[str, ...] = CONTROL_SCOPES
+    operation_types: tuple[str, ...] = ()
+    surfaces: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _require_key("control", self.key)
+        bad = set(self.scopes) - set(CONTROL_SCOPES)
+        if bad or not self.scopes:
+            raise DefinitionError(f"control {self.key!r}: unknown scopes {sorted(bad)}")
+
+
+@dataclass(frozen=True)
+class EventFamily:
+    """A product-usage telemetry event (SPEC 6)."""
+
+    name: str
+    feature_area: str
+    label: str
+    metadata_keys: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _require_key("event", self.name)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider implementation by name; factory(tenant_id) returns the client."""
+
+    name: str
+    label: str
+    factory: Callable[..., Any]
+
+    def __post_init__(self):
+        if not re.match(r"^[a-z][a-z0-9_]*$", self.name):
+            raise DefinitionError(f"provider name {self.name!r} must be lower_snake_case")
+
+
+@dataclass(frozen=True)
+class DashboardWidget:
+    """A /system dashboard widget: template rendered with context(window) -> dict."""
+
+    key: str
+    title: str
+    template: str
+    context: Callable[[str], Mapping[str, Any]]
+    order: int = 100
+
+    def __post_init__(self):
+        _require_key("widget", self.key)
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A periodic job run by the one scheduler: func() called in an app context."""
+
+    name: str
+    interval_seconds: int
+    func: Callable[[], Any]
+
+    def __post_init__(self):
+        _require_key("scheduled job", self.name)
+        if self.interval_seconds < 1:
+            raise DefinitionError(f"scheduled job {self.name!r}: interval must be >= 1 second")

@@ -1,0 +1,148 @@
+"""The app factory: one Flask app serving both planes (/system and /admin)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, redirect, request, url_for
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config as config_module
+from . import logs
+from .extensions import csrf, db, limiter, login_manager, migrate
+from .planes import PlaneSessionInterface, current_plane
+from .plugins import build_registry, make_plugin_manager, plugin_template_dirs
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("tenantpilot.http")
+
+
+@dataclass
+class TenantPilotState:
+    """Per-app state kept in app.extensions['tenantpilot'] (never a module global)."""
+
+    pm: Any
+    registry: Any
+    redis: Any
+    embedded: bool
+    worker_thread: Any = None
+    scheduler_thread: Any = None
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Let SQLAlchemy emit BEGIN itself so SAVEPOINTs work (pysqlite quirk), and make
+        # concurrent writers wait instead of failing.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_app(config: dict | None = None, plugins: list | None = None) -> Flask:
+    """Build an app. ``plugins=None`` loads the ``tenantpilot`` entry-point group; a list
+    registers exactly those plugins (tests)."""
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("TENANTPILOT_INSTANCE_PATH") or str(ROOT / "instance")
+    app = Flask("tenantpilot", instance_path=instance_path, template_folder=None)
+    app.config.update(config_module.from_env(instance_path))
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.config.update(config or {})
+    logs.configure(app.config.get("LOG_LEVEL", "INFO"))
+    if app.config.get("TENANTPILOT_BEHIND_PROXY", os.environ.get("TENANTPILOT_BEHIND_PROXY")):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+    app.session_interface = PlaneSessionInterface()
+
+    from .queue import connect
+
+    pm = make_plugin_manager(plugins)
+    state = TenantPilotState(pm=pm, registry=None, redis=connect(app), embedded=not app.config.get("REDIS_URL"))
+    app.extensions["tenantpilot"] = state
+    state.registry = build_registry(pm, app)
+
+    _templates(app, pm)
+    _blueprints(app, pm)
+    _request_logging(app)
+
+    from .cli import register_commands
+
+    register_commands(app)
+    pm.hook.tenantpilot_register_commands(cli=app.cli)
+    return app
+
+
+def _templates(app: Flask, pm) -> None:
+    """Loader order: instance overrides → plugin templates → core; 'core:' reaches the
+    core template even when overridden, so an override can extend the original."""
+    core = FileSystemLoader(str(ROOT / "templates"))
+    app.jinja_loader = None
+    app.jinja_env.loader = ChoiceLoader(
+        [FileSystemLoader(str(Path(app.instance_path) / "templates"))]
+        + [FileSystemLoader(d) for d in plugin_template_dirs(pm)]
+        + [core, PrefixLoader({"core": core}, delimiter=":")]
+    )
+    from .web import filters
+
+    filters.register(app)
+
+
+def _blueprints(app: Flask, pm) -> None:
+    from .web import admin, errors, public, system
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(system.bp, url_prefix="/system")
+    app.register_blueprint(admin.bp, url_prefix="/admin")
+    errors.register(app)
+    for plane, prefix in (("system", "/system"), ("admin", "/admin")):
+        for blueprints in pm.hook.tenantpilot_register_blueprints(app=app, plane=plane):
+            for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
+                app.register_blueprint(bp, url_prefix=prefix + (bp.url_prefix or ""))
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        plane = current_plane() or "admin"
+        if request.headers.get("HX-Request"):
+            return "Signed out", 401, {"HX-Redirect": url_for(f"{plane}.login")}
+        return redirect(url_for(f"{plane}.login", next=request.full_path if request.method == "GET" else None))
+
+
+def _request_logging(app: Flask) -> None:
+    @app.before_request
+    def _start_timer():
+        g._started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(response):
+        started = g.pop("_started", None)
+        if started is not None and not request.path.startswith("/static"):
+            log.info("request", extra={
+                "method": request.method, "path": request.path, "status": response.status_code,
+                "plane": current_plane(), "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "run_id": g.get("run_id"),
+            })
+        return response

@@ -1,0 +1,159 @@
+"""`flask` commands of the core. Plugins add theirs through tenantpilot_register_commands."""
+from __future__ import annotations
+
+import os
+import threading
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import demo, scheduler
+from .extensions import db
+from .models import PlatformUser
+from .plugins import describe_plugins
+
+
+def register_commands(app) -> None:
+    app.cli.add_command(plugins_command)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(scheduler_command)
+    app.cli.add_command(serve_command)
+    app.cli.add_command(runbooks_cli)
+
+
+@click.command("plugins")
+def plugins_command():
+    """List installed plugins, their versions and what each contributes."""
+    state = current_app.extensions["tenantpilot"]
+    for row in describe_plugins(state.pm, state.registry):
+        pkg = f" ({row['package']})" if row["package"] else ""
+        click.echo(f"{row['name']}{pkg} {row['version']}")
+        click.echo(f"  hooks: {', '.join(row['hooks']) or '-'}")
+        for item in row["contributes"]:
+            click.echo(f"  + {item}")
+
+
+users_cli = AppGroup("users", help="Manage platform users.")
+
+
+@users_cli.command("create-platform-user")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--capability", "capabilities", multiple=True, help="Repeat for each capability.")
+@click.option("--all-capabilities", is_flag=True, help="Grant every platform capability.")
+def create_platform_user(email, name, password, capabilities, all_capabilities):
+    """Create a /system user with an explicit capability list."""
+    known = current_app.extensions["tenantpilot"].registry.platform_capabilities
+    caps = list(known) if all_capabilities else list(dict.fromkeys(capabilities))
+    unknown = [c for c in caps if c not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown capability: {', '.join(unknown)}", param_hint="--capability")
+    if len(password) < 10:
+        raise click.BadParameter("must be at least 10 characters", param_hint="--password")
+    email = email.strip().lower()
+    if db.session.execute(select(PlatformUser).filter_by(email=email)).scalar_one_or_none():
+        raise click.ClickException(f"A platform user with e-mail {email} already exists.")
+    user = PlatformUser(email=email, name=name, capabilities=caps)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"Created platform user {email} with {len(caps)} capabilities.")
+
+
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@demo_cli.command("seed")
+def demo_seed():
+    """Create demo workspaces, tenants and logins (never run in production)."""
+    result = demo.seed(current_app.extensions["tenantpilot"].registry.platform_capabilities)
+    if not result["created"]:
+        click.echo("Demo data already present; nothing added.")
+        return
+    click.echo(f"Seeded {result['workspaces']} workspaces and {result['tenants']} tenants.")
+
+
+@demo_cli.command("logins")
+def demo_logins():
+    """Print the demo logins."""
+    for label, email, password, where in demo.LOGINS:
+        click.echo(f"  {label:<18} {email:<20} {password:<18} {where}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--max-jobs", type=int, default=None, help="Exit after this many jobs (the PaaS restarts it).")
+def worker_command(burst, max_jobs):
+    """Run an RQ worker on the app's queues; every job runs in an app context."""
+    from .queue import make_worker
+
+    state = current_app.extensions["tenantpilot"]
+    if state.embedded:
+        raise click.ClickException("REDIS_URL is not set: in embedded mode the web process runs the worker itself.")
+    worker = make_worker(current_app._get_current_object())
+    worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+
+
+@click.command("scheduler")
+@click.option("--once", is_flag=True, help="Run what is due now and exit.")
+def scheduler_command(once):
+    """Run periodic jobs (one slot runs once, however many schedulers run)."""
+    app = current_app._get_current_object()
+    if once:
+        ran = scheduler.run_due(app)
+        click.echo(f"Ran: {', '.join(ran) or 'nothing due'}")
+        return
+    scheduler.run_forever(app)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)))
+def serve_command(host, port):
+    """Serve the app with the embedded worker and scheduler (zero-install mode)."""
+    from werkzeug.serving import run_simple
+
+    from .queue import ensure_embedded_worker
+
+    app = current_app._get_current_object()
+    state = app.extensions["tenantpilot"]
+    if state.embedded:
+        ensure_embedded_worker(app)
+        state.scheduler_thread = threading.Thread(target=scheduler.run_forever, args=(app,), daemon=True,
+                                                  name="tenantpilot-embedded-scheduler")
+        state.scheduler_thread.start()
+    click.echo(f"TenantPilot Ops on http://{host}:{port}/  (system plane: http://{host}:{port}/system/)")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+runbooks_cli = AppGroup("runbooks", help="Runbook operations.")
+
+
+@runbooks_cli.command("run-deploy")
+def run_deploy():
+    """Start every deploy runbook whose preflight finds work (Procfile `release`)."""
+    from .actors import Actor
+    from .runs import Scope
+    from .seam import start
+
+    runbooks = [rb for rb in current_app.extensions["tenantpilot"].registry.runbooks.values() if rb.run_on_deploy]
+    if not runbooks:
+        click.echo("No deploy runbooks registered; nothing to do.")
+        return
+    for rb in runbooks:
+        preflight = dict(rb.preflight({"kind": "all_tenants"}))
+        if not preflight.get("affected_count"):
+            click.echo(f"{rb.label}: preflight found nothing to do.")
+            continue
+        result = start(rb.key, scope=Scope("all_tenants"), actor=Actor.system("Deploy hook"), source="deploy_hook",
+                       context={"preflight": preflight, "reason_code": "DATA_REPAIR",
+                                "reason_text": "Automatic deploy-time repair"})
+        if result.status == "blocked":
+            click.echo(f"{result.extra.get('title')}: {result.message} Skipped.")
+        else:
+            click.echo(f"{rb.label}: {result.message} (run #{result.run.id if result.run else '-'})")

@@ -1,0 +1,66 @@
+"""Configuration from environment variables (12-factor).
+
+Every setting has an embedded default so the app runs with nothing but Python:
+SQLite in ./instance and an in-process queue when REDIS_URL is unset.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def from_env(instance_path: str) -> dict:
+    """Build the config dict from the process environment."""
+    default_db = "sqlite:///" + str(Path(instance_path) / "tenantpilot.sqlite")
+    database_url = os.environ.get("DATABASE_URL") or default_db
+    # PaaS routers hand out postgres:// URLs; SQLAlchemy wants the psycopg 3 driver named.
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    redis_url = os.environ.get("REDIS_URL") or None
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or _dev_secret(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "TENANTPILOT_QUEUE_PREFIX": os.environ.get("TENANTPILOT_QUEUE_PREFIX", "tenantpilot"),
+        # Tenants per RQ job: amortises the per-job cost while each tenant keeps its own
+        # transaction and result row.
+        "TENANTPILOT_FANOUT_BATCH_SIZE": _int("TENANTPILOT_FANOUT_BATCH_SIZE", 25),
+        "TENANTPILOT_JOB_TIMEOUT": _int("TENANTPILOT_JOB_TIMEOUT", 600),
+        # Seconds after a job's timeout before RQ treats a silent job as abandoned.
+        "TENANTPILOT_ABANDON_GRACE": _int("TENANTPILOT_ABANDON_GRACE", 60),
+        "TENANTPILOT_STALE_QUEUED_MINUTES": _int("TENANTPILOT_STALE_QUEUED_MINUTES", 15),
+        "TENANTPILOT_BREAK_GLASS_MINUTES": _int("TENANTPILOT_BREAK_GLASS_MINUTES", 30),
+        "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS": _int(
+            "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS", 90
+        ),
+        "TENANTPILOT_EMBEDDED_WORKER": os.environ.get("TENANTPILOT_EMBEDDED_WORKER", "1") == "1",
+        "TENANTPILOT_LOGIN_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_RATE_LIMIT", "10 per minute"),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_KEY_PREFIX": os.environ.get("TENANTPILOT_QUEUE_PREFIX", "tenantpilot") + "-limiter",
+        "SMTP_HOST": os.environ.get("SMTP_HOST"),
+        "SMTP_PORT": _int("SMTP_PORT", 25),
+        "ALERT_EMAIL_TO": os.environ.get("ALERT_EMAIL_TO"),
+        "ALERT_WEBHOOK_URL": os.environ.get("ALERT_WEBHOOK_URL"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def _dev_secret(instance_path: str) -> str:
+    """A per-install random key kept in the instance folder, so sessions survive restarts
+    in the embedded mode without anyone having to invent a secret."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    return key

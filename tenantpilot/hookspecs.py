@@ -1,0 +1,101 @@
+"""Hook specifications: the whole plugin API of TenantPilot.
+
+Every hook is named ``tenantpilot_…``. Registration hooks are called once, at app
+creation, and return a definition or a list of definitions from ``tenantpilot.api``; the
+registry validates them and fails start-up on a duplicate key, naming both plugins.
+Implementations may accept any subset of the arguments (pluggy convention).
+"""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("tenantpilot")
+hookimpl = pluggy.HookimplMarker("tenantpilot")
+
+
+@hookspec
+def tenantpilot_register_runbooks(app):
+    """Return runbook definitions (``api.Runbook`` or a list of them).
+
+    Called once at app creation. Each runbook is also registered as an operation type of
+    the same key, and its capability joins the platform capability list.
+    """
+
+
+@hookspec
+def tenantpilot_register_control_keys(app):
+    """Return operational control definitions (``api.ControlKey`` or a list).
+
+    Called once at app creation. A control key names one risky action operators can
+    pause without a deploy; ``operation_types`` lists the run types it gates.
+    """
+
+
+@hookspec
+def tenantpilot_register_event_families(app):
+    """Return product-usage telemetry event definitions (``api.EventFamily`` or a list).
+
+    Called once at app creation. The telemetry catalog is the union of all plugins'
+    families; ``metadata_keys`` is the complete allow-list for that event.
+    """
+
+
+@hookspec
+def tenantpilot_register_operation_types(app):
+    """Return operation types that are not runbooks (``api.OperationType`` or a list).
+
+    Called once at app creation. Use it for tenant-plane operations (restore, reports…)
+    that run through the same start seam and ledger.
+    """
+
+
+@hookspec
+def tenantpilot_register_providers(app):
+    """Return provider implementations (``api.Provider`` or a list), keyed by name.
+
+    Called once at app creation. Providers turn platform verbs into vendor calls.
+    """
+
+
+@hookspec
+def tenantpilot_register_dashboard_widgets(app):
+    """Return ``api.DashboardWidget`` definitions for the ``/system`` dashboard.
+
+    Called once at app creation; each widget's ``context(window)`` is called on every
+    render of the dashboard with the selected window (``24h``, ``7d`` or ``30d``).
+    """
+
+
+@hookspec
+def tenantpilot_register_blueprints(app, plane):
+    """Return Flask blueprints to mount on a plane.
+
+    Called twice at app creation, with ``plane`` = ``"system"`` (mounted under
+    ``/system``, platform users) and ``"admin"`` (mounted under ``/admin``, tenant users).
+    A blueprint's own ``url_prefix`` is appended to the plane's.
+    """
+
+
+@hookspec
+def tenantpilot_register_scheduled_jobs(app):
+    """Return ``api.ScheduledJob`` definitions run periodically by the scheduler.
+
+    Called once at app creation. Each due slot runs once across all scheduler processes.
+    """
+
+
+@hookspec
+def tenantpilot_register_commands(cli):
+    """Add ``flask`` CLI commands: ``cli`` is the app's click group; call ``cli.add_command``.
+
+    Called once at app creation.
+    """
+
+
+@hookspec
+def tenantpilot_run_completed(run):
+    """Called after an operation run reached ``completed`` (exactly once per run).
+
+    ``run`` is the ``OperationRun`` row as committed. Used for notifications and alerts;
+    an exception here is logged and never changes the run.
+    """

@@ -1,0 +1,15 @@
+"""Core plugin: periodic housekeeping of the run ledger."""
+from __future__ import annotations
+
+from .api import ScheduledJob
+from .hookspecs import hookimpl
+from .jobs import reap_abandoned_jobs
+
+
+@hookimpl
+def tenantpilot_register_scheduled_jobs(app):
+    return [
+        # Finds jobs whose worker died (RQ started-job registry); their tenants fail and
+        # the run still completes.
+        ScheduledJob("ops.reap_abandoned_jobs", interval_seconds=30, func=reap_abandoned_jobs),
+    ]

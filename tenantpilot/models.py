@@ -1,0 +1,304 @@
+"""Core tables: identities, the operation-run ledger, audit, notifications, alerts.
+
+Domain tables belong to plugins. Status columns of runs are written only by
+tenantpilot.runs (service-owned transitions).
+"""
+from __future__ import annotations
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Index, UniqueConstraint, event, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .capabilities import role_capabilities
+from .extensions import db
+from .timeutil import utcnow
+
+ACTIVE_STATUSES = ("queued", "running")
+_ACTIVE_SQL = "status IN ('queued', 'running')"
+
+
+class Workspace(db.Model):
+    __tablename__ = "workspaces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(db.String(200))
+    slug: Mapped[str] = mapped_column(db.String(100), unique=True)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    tenants = relationship("Tenant", back_populates="workspace", order_by="Tenant.name")
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"), index=True)
+    name: Mapped[str] = mapped_column(db.String(200))
+    external_id: Mapped[str] = mapped_column(db.String(64), unique=True)  # Entra tenant GUID
+    status: Mapped[str] = mapped_column(db.String(20), default="active")  # active | archived
+    # Our own platform tenant(s) never belong to the runbook universe.
+    is_platform: Mapped[bool] = mapped_column(default=False)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    workspace = relationship("Workspace", back_populates="tenants")
+
+
+class User(UserMixin, db.Model):
+    """A tenant-plane person (customer admin)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(db.String(255), unique=True)
+    name: Mapped[str] = mapped_column(db.String(200))
+    password_hash: Mapped[str] = mapped_column(db.String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    memberships = relationship("Membership", back_populates="user")
+
+    plane = "admin"
+
+    def get_id(self) -> str:
+        return f"admin:{self.id}"
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def membership_for(self, workspace_id: int) -> "Membership | None":
+        return db.session.execute(
+            db.select(Membership).filter_by(user_id=self.id, workspace_id=workspace_id)
+        ).scalar_one_or_none()
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "workspace_id", name="uq_memberships_user_workspace"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(db.ForeignKey("users.id"), index=True)
+    workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"), index=True)
+    role: Mapped[str] = mapped_column(db.String(20))  # owner | manager | operator | readonly
+    user = relationship("User", back_populates="memberships")
+    workspace = relationship("Workspace")
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return role_capabilities(self.role)
+
+
+class PlatformUser(UserMixin, db.Model):
+    """A /system person with an explicit capability list."""
+
+    __tablename__ = "platform_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(db.String(255), unique=True)
+    name: Mapped[str] = mapped_column(db.String(200))
+    password_hash: Mapped[str] = mapped_column(db.String(255))
+    capabilities: Mapped[list] = mapped_column(JSON, default=list)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+
+    plane = "system"
+
+    def get_id(self) -> str:
+        return f"system:{self.id}"
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def can(self, *capabilities: str) -> bool:
+        held = set(self.capabilities or ())
+        return self.is_active and all(c in held for c in capabilities)
+
+
+class BreakGlassSession(db.Model):
+    __tablename__ = "break_glass_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_user_id: Mapped[int] = mapped_column(db.ForeignKey("platform_users.id"), index=True)
+    reason: Mapped[str] = mapped_column(db.String(500))
+    started_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    expires_at = mapped_column(db.DateTime, nullable=False)
+    ended_at = mapped_column(db.DateTime, nullable=True)
+
+    def is_active(self, now=None) -> bool:
+        now = now or utcnow()
+        return self.ended_at is None and self.expires_at > now
+
+
+class OperationRun(db.Model):
+    """The one execution ledger (SPEC 2)."""
+
+    __tablename__ = "operation_runs"
+    __table_args__ = (
+        # Idempotent start: one active run per identity, enforced by the database.
+        Index(
+            "uq_operation_runs_active_identity",
+            "run_identity_hash",
+            unique=True,
+            postgresql_where=text(_ACTIVE_SQL),
+            sqlite_where=text(_ACTIVE_SQL),
+        ),
+        # Scope lock: one active all-tenants run per operation type.
+        Index(
+            "uq_operation_runs_active_scope_lock",
+            "scope_lock",
+            unique=True,
+            postgresql_where=text(_ACTIVE_SQL + " AND scope_lock IS NOT NULL"),
+            sqlite_where=text(_ACTIVE_SQL + " AND scope_lock IS NOT NULL"),
+        ),
+        # Keyset pagination, newest first, with common filters.
+        Index("ix_operation_runs_created_id", "created_at", "id"),
+        Index("ix_operation_runs_type_created", "type", "created_at"),
+        Index("ix_operation_runs_status_created", "status", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int | None] = mapped_column(db.ForeignKey("workspaces.id"), index=True)
+    tenant_id: Mapped[int | None] = mapped_column(db.ForeignKey("tenants.id"), index=True)
+    type: Mapped[str] = mapped_column(db.String(100))
+    status: Mapped[str] = mapped_column(db.String(20), default="queued")
+    outcome: Mapped[str] = mapped_column(db.String(30), default="pending")
+    initiator_user_id: Mapped[int | None] = mapped_column(db.ForeignKey("users.id"))
+    initiator_platform_user_id: Mapped[int | None] = mapped_column(db.ForeignKey("platform_users.id"))
+    initiator_name: Mapped[str | None] = mapped_column(db.String(200))
+    run_identity_hash: Mapped[str] = mapped_column(db.String(64))
+    scope_lock: Mapped[str | None] = mapped_column(db.String(200))
+    summary_counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    failure_summary: Mapped[list] = mapped_column(JSON, default=list)
+    context: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Tenant progress, updated atomically by jobs; done == total completes the run.
+    tenants_total: Mapped[int] = mapped_column(default=0)
+    tenants_done: Mapped[int] = mapped_column(default=0)
+    tenants_failed: Mapped[int] = mapped_column(default=0)
+    tenants_skipped: Mapped[int] = mapped_column(default=0)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    parent_run_id: Mapped[int | None] = mapped_column(db.ForeignKey("operation_runs.id"))
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    started_at = mapped_column(db.DateTime, nullable=True)
+    completed_at = mapped_column(db.DateTime, nullable=True)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.tenants_total:
+            return 100 if self.status == "completed" else 0
+        return int(100 * self.tenants_done / self.tenants_total)
+
+
+class OperationRunTenant(db.Model):
+    """Per-tenant result row of a run: the unit of isolation and of exactly-once counting."""
+
+    __tablename__ = "operation_run_tenants"
+    __table_args__ = (Index("ix_operation_run_tenants_run_status", "run_id", "status"),)
+    run_id: Mapped[int] = mapped_column(db.ForeignKey("operation_runs.id"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(db.ForeignKey("tenants.id"), primary_key=True)
+    # pending -> running -> succeeded | failed | skipped ; pending -> cancelled
+    status: Mapped[str] = mapped_column(db.String(20), default="pending")
+    job_id: Mapped[str | None] = mapped_column(db.String(100))
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    reason_code: Mapped[str | None] = mapped_column(db.String(60))
+    message: Mapped[str | None] = mapped_column(db.String(300))
+    started_at = mapped_column(db.DateTime, nullable=True)
+    finished_at = mapped_column(db.DateTime, nullable=True)
+
+
+class AuditLog(db.Model):
+    """Append-only (SPEC 8): no code path updates or deletes; a trigger enforces it too."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("ix_audit_logs_recorded_id", "recorded_at", "id"),
+        Index("ix_audit_logs_action_recorded", "action", "recorded_at"),
+        Index("ix_audit_logs_ws_tenant_recorded", "workspace_id", "tenant_id", "recorded_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(db.String(120))
+    actor_type: Mapped[str] = mapped_column(db.String(20))  # human | platform | system
+    actor_id: Mapped[int | None] = mapped_column()
+    actor_name: Mapped[str | None] = mapped_column(db.String(200))
+    actor_email: Mapped[str | None] = mapped_column(db.String(255))
+    workspace_id: Mapped[int | None] = mapped_column()
+    tenant_id: Mapped[int | None] = mapped_column()
+    target_type: Mapped[str | None] = mapped_column(db.String(60))
+    target_id: Mapped[str | None] = mapped_column(db.String(100))
+    target_label: Mapped[str | None] = mapped_column(db.String(200))
+    status: Mapped[str] = mapped_column(db.String(20), default="success")  # success | blocked | failed
+    summary: Mapped[str | None] = mapped_column(db.String(500))
+    meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(db.String(64))
+    user_agent: Mapped[str | None] = mapped_column(db.String(300))
+    recorded_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+
+
+@event.listens_for(AuditLog, "before_update")
+@event.listens_for(AuditLog, "before_delete")
+def _audit_is_append_only(mapper, connection, target):
+    raise RuntimeError("audit_logs is append-only")
+
+
+class Notification(db.Model):
+    """In-app notification for one person of either plane."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(db.ForeignKey("users.id"), index=True)
+    platform_user_id: Mapped[int | None] = mapped_column(db.ForeignKey("platform_users.id"), index=True)
+    kind: Mapped[str] = mapped_column(db.String(60))
+    title: Mapped[str] = mapped_column(db.String(200))
+    body: Mapped[str | None] = mapped_column(db.String(500))
+    run_id: Mapped[int | None] = mapped_column(db.ForeignKey("operation_runs.id"))
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    read_at = mapped_column(db.DateTime, nullable=True)
+
+
+class AlertDelivery(db.Model):
+    """One alert to one destination; delivered by an RQ job with retries."""
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(db.String(80))  # e.g. operations.run.failed
+    destination_type: Mapped[str] = mapped_column(db.String(20))  # in_app | email | webhook
+    destination: Mapped[str | None] = mapped_column(db.String(300))
+    run_id: Mapped[int | None] = mapped_column(db.ForeignKey("operation_runs.id"), index=True)
+    status: Mapped[str] = mapped_column(db.String(20), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(db.String(300))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    sent_at = mapped_column(db.DateTime, nullable=True)
+
+
+class ScheduledJobState(db.Model):
+    """When each periodic job is next due; claimed with a conditional UPDATE so two
+    scheduler processes never run the same slot twice."""
+
+    __tablename__ = "scheduled_job_state"
+    name: Mapped[str] = mapped_column(db.String(100), primary_key=True)
+    next_run_at = mapped_column(db.DateTime, nullable=False)
+    last_run_at = mapped_column(db.DateTime, nullable=True)
+
+
+class OperationalControlActivation(db.Model):
+    """An active pause of a control key (SPEC 4). Enabled = no active row; resume deletes."""
+
+    __tablename__ = "operational_control_activations"
+    __table_args__ = (
+        Index("uq_control_activation_global", "control_key", unique=True,
+              postgresql_where=text("scope_type = 'global'"), sqlite_where=text("scope_type = 'global'")),
+        Index("uq_control_activation_workspace", "control_key", "workspace_id", unique=True,
+              postgresql_where=text("scope_type = 'workspace'"), sqlite_where=text("scope_type = 'workspace'")),
+        Index("ix_control_activation_eval", "control_key", "scope_type", "workspace_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    control_key: Mapped[str] = mapped_column(db.String(100))
+    scope_type: Mapped[str] = mapped_column(db.String(20))  # global | workspace
+    workspace_id: Mapped[int | None] = mapped_column(db.ForeignKey("workspaces.id"))
+    reason_text: Mapped[str] = mapped_column(db.String(500))
+    expires_at = mapped_column(db.DateTime, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(db.ForeignKey("platform_users.id"))
+    updated_by: Mapped[int | None] = mapped_column(db.ForeignKey("platform_users.id"))
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(db.DateTime, default=utcnow, nullable=False)

@@ -1,0 +1,318 @@
+"""The operation-run ledger (SPEC 2): the only code that writes run status.
+
+Concurrency rules, so counts are exact and a run completes exactly once:
+- every write transaction first locks the run row (``_lock_run``: a no-op UPDATE, which
+  is a row lock on PostgreSQL and the write lock on SQLite), then touches tenant rows;
+  one lock order everywhere means no deadlocks between claim, finish and cancel;
+- a tenant row moves ``pending → running → succeeded|failed`` (or ``pending →
+  cancelled``) with conditional UPDATEs, so each tenant is accounted once;
+- the transaction that brings ``tenants_done`` to ``tenants_total`` completes the run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db
+from .models import OperationRun, OperationRunTenant, Tenant
+from .sanitize import safe_message, safe_reason
+from .timeutil import utcnow
+
+log = logging.getLogger("tenantpilot.runs")
+MAX_FAILURES_KEPT = 100
+RESERVED_KEYS = frozenset({"failed", "tenants"})  # the ledger owns these two
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # all_tenants | workspace | single_tenant
+    workspace_id: int | None = None
+    tenant_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "workspace_id": self.workspace_id, "tenant_id": self.tenant_id}
+
+    @property
+    def lock_key(self) -> str | None:
+        return "all_tenants" if self.kind == "all_tenants" else None
+
+
+def identity_hash(operation_type: str, scope: Scope, inputs: dict | None) -> str:
+    payload = json.dumps([operation_type, scope.as_dict(), inputs or {}], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def tenant_universe(scope: Scope):
+    """Active, non-platform tenants in a scope, as (tenant_id, workspace_id) rows."""
+    q = select(Tenant.id, Tenant.workspace_id).where(Tenant.status == "active", Tenant.is_platform.is_(False))
+    if scope.kind == "workspace":
+        q = q.where(Tenant.workspace_id == scope.workspace_id)
+    elif scope.kind == "single_tenant":
+        q = q.where(Tenant.id == scope.tenant_id)
+    return db.session.execute(q.order_by(Tenant.id)).all()
+
+
+def job_id_for(run_id: int, batch_index: int) -> str:
+    return f"{current_app.config['TENANTPILOT_QUEUE_PREFIX']}-run-{run_id}-{batch_index}"
+
+
+def create(
+    *,
+    operation_type: str,
+    scope: Scope,
+    identity_inputs: dict | None,
+    tenants: list,  # (tenant_id, workspace_id) rows
+    skipped: dict | None = None,  # tenant_id -> reason code: settled as skipped at creation
+    initiator,
+    context: dict,
+    batch_size: int,
+    parent_run_id: int | None = None,
+) -> tuple[OperationRun, str]:
+    """Insert a run and its tenant rows; return (run, 'created'|'deduped'|'scope_busy').
+
+    The partial unique indexes decide races: the loser of two concurrent inserts gets the
+    winner's run back, never a second run."""
+    ident = identity_hash(operation_type, scope, identity_inputs)
+    lock = f"{operation_type}:{scope.lock_key}" if scope.lock_key else None
+    for _ in range(3):
+        existing = _active_conflict(ident, lock)
+        if existing:
+            return existing
+        run = OperationRun(
+            type=operation_type,
+            workspace_id=scope.workspace_id,
+            tenant_id=scope.tenant_id,
+            status="queued",
+            outcome="pending",
+            initiator_user_id=initiator.id if initiator.kind == "human" else None,
+            initiator_platform_user_id=initiator.id if initiator.kind == "platform" else None,
+            initiator_name=initiator.name if initiator.kind != "system" else None,
+            run_identity_hash=ident,
+            scope_lock=lock,
+            summary_counts={},
+            failure_summary=[],
+            context=context,
+            tenants_total=len(tenants),
+            parent_run_id=parent_run_id,
+        )
+        try:
+            db.session.add(run)
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            continue
+        skipped = skipped or {}
+        todo = [t for t in tenants if t[0] not in skipped]
+        rows = [
+            {"run_id": run.id, "tenant_id": tid, "status": "pending", "job_id": job_id_for(run.id, i // batch_size),
+             "counts": {}}
+            for i, (tid, _ws) in enumerate(todo)
+        ]
+        rows += [
+            {"run_id": run.id, "tenant_id": tid, "status": "skipped", "reason_code": skipped[tid], "counts": {},
+             "finished_at": utcnow()}
+            for tid, _ws in tenants if tid in skipped
+        ]
+        if rows:
+            db.session.execute(insert(OperationRunTenant), rows)
+        n_skipped = len(tenants) - len(todo)
+        run.tenants_done = n_skipped
+        run.tenants_skipped = n_skipped
+        run.summary_counts = {"tenants": n_skipped, "failed": 0}
+        if not todo:  # nothing to dispatch: complete right away
+            _mark_completed(run)
+        db.session.commit()
+        if run.status == "completed":
+            _after_completion(run.id)
+        return run, "created"
+    raise RuntimeError("could not create or find the active run")  # pragma: no cover
+
+
+def _active_conflict(ident: str, lock: str | None):
+    run = db.session.execute(
+        select(OperationRun).where(OperationRun.run_identity_hash == ident, OperationRun.status.in_(("queued", "running")))
+    ).scalar_one_or_none()
+    if run:
+        return run, "deduped"
+    if lock:
+        run = db.session.execute(
+            select(OperationRun).where(OperationRun.scope_lock == lock, OperationRun.status.in_(("queued", "running")))
+        ).scalar_one_or_none()
+        if run:
+            return run, "scope_busy"
+    return None
+
+
+def batches(run_id: int) -> dict[str, list[int]]:
+    """Pending tenant ids grouped by the job that owns them."""
+    out: dict[str, list[int]] = {}
+    for job_id, tid in db.session.execute(
+        select(OperationRunTenant.job_id, OperationRunTenant.tenant_id)
+        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status == "pending")
+        .order_by(OperationRunTenant.tenant_id)
+    ):
+        out.setdefault(job_id, []).append(tid)
+    return out
+
+
+def _lock_run(run_id: int) -> None:
+    db.session.execute(update(OperationRun).where(OperationRun.id == run_id).values(id=OperationRun.id))
+
+
+def claim_tenant(run_id: int, tenant_id: int) -> bool:
+    """pending → running; False if the tenant was already taken, settled or cancelled."""
+    now = utcnow()
+    _lock_run(run_id)
+    res = db.session.execute(
+        update(OperationRunTenant)
+        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.tenant_id == tenant_id,
+               OperationRunTenant.status == "pending")
+        .values(status="running", started_at=now)
+    )
+    if res.rowcount != 1:
+        db.session.rollback()
+        return False
+    db.session.execute(
+        update(OperationRun).where(OperationRun.id == run_id, OperationRun.status == "queued")
+        .values(status="running", started_at=now)
+    )
+    db.session.commit()
+    return True
+
+
+def finish_tenant(run_id: int, tenant_id: int, *, status: str, counts: dict | None = None,
+                  reason_code: str | None = None, message: str | None = None) -> bool:
+    """running → succeeded|failed, committed together with the caller's pending domain
+    writes and the run's counters. Returns True if this call completed the run."""
+    return settle(run_id, [tenant_id], from_statuses=("running",), to_status=status, counts=counts,
+                  reason_code=reason_code, message=message)
+
+
+def settle(run_id: int, tenant_ids: list[int] | None, *, from_statuses: tuple, to_status: str,
+           counts: dict | None = None, reason_code: str | None = None, message: str | None = None) -> bool:
+    """Move tenant rows (all of the run's when tenant_ids is None) from one of
+    from_statuses to to_status and account them; True if this completed the run."""
+    now = utcnow()
+    reason = safe_reason(reason_code) if reason_code else None
+    message = safe_message(message) if message else None
+    _lock_run(run_id)
+    stmt = (
+        update(OperationRunTenant)
+        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status.in_(from_statuses))
+        .values(status=to_status, counts=counts or {}, reason_code=reason, message=message, finished_at=now)
+        .returning(OperationRunTenant.tenant_id)
+    )
+    if tenant_ids is not None:
+        stmt = stmt.where(OperationRunTenant.tenant_id.in_(tenant_ids))
+    settled = [r[0] for r in db.session.execute(stmt)]
+    if not settled:
+        db.session.rollback()
+        return False
+    run = db.session.execute(
+        select(OperationRun).where(OperationRun.id == run_id).execution_options(populate_existing=True)
+    ).scalar_one()
+    n = len(settled)
+    run.tenants_done += n
+    if to_status == "failed":
+        run.tenants_failed += n
+    elif to_status == "skipped":
+        run.tenants_skipped += n
+    summary = dict(run.summary_counts or {})
+    for key, value in (counts or {}).items():
+        summary[key] = summary.get(key, 0) + value * n
+    summary["tenants"] = run.tenants_done
+    summary["failed"] = run.tenants_failed
+    run.summary_counts = summary
+    if to_status == "failed" and len(run.failure_summary or []) < MAX_FAILURES_KEPT:
+        room = MAX_FAILURES_KEPT - len(run.failure_summary or [])
+        run.failure_summary = list(run.failure_summary or []) + [
+            {"reason_code": reason or "unexpected_error", "message": message or "", "tenant_id": tid}
+            for tid in settled[:room]
+        ]
+    completed_now = False
+    if run.tenants_done >= run.tenants_total and run.status != "completed":
+        _mark_completed(run)
+        completed_now = True
+    db.session.commit()
+    if completed_now:
+        _after_completion(run_id)
+    return completed_now
+
+
+def validate_counts(op, counts) -> dict:
+    """An executor's counts: known keys only, non-negative ints."""
+    counts = dict(counts or {})
+    allowed = op.allowed_summary_keys - RESERVED_KEYS
+    for key, value in counts.items():
+        if key not in allowed:
+            raise ValueError(f"summary key {key!r} is not registered for {op.key}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"summary count {key!r} must be a non-negative int")
+    return counts
+
+
+def _mark_completed(run: OperationRun) -> None:
+    run.status = "completed"
+    run.completed_at = utcnow()
+    if run.started_at is None:
+        run.started_at = run.completed_at
+    if run.cancel_requested:
+        run.outcome = "cancelled"
+    elif (run.context or {}).get("aborted"):
+        run.outcome = "failed"
+    elif run.tenants_failed == 0:
+        run.outcome = "succeeded"
+    elif run.tenants_failed >= run.tenants_done - run.tenants_skipped:
+        run.outcome = "failed"
+    else:
+        run.outcome = "partially_succeeded"
+
+
+def _after_completion(run_id: int) -> None:
+    """Fire tenantpilot_run_completed once, after the completing commit."""
+    run = db.session.get(OperationRun, run_id)
+    try:
+        current_app.extensions["tenantpilot"].pm.hook.tenantpilot_run_completed(run=run)
+    except Exception:
+        log.exception("run_completed hook failed for run %s", run_id)
+        db.session.rollback()
+
+
+def cancel(run_id: int) -> bool:
+    """Cancel pending tenants; running ones finish. False if the run is not active."""
+    _lock_run(run_id)
+    res = db.session.execute(
+        update(OperationRun).where(OperationRun.id == run_id, OperationRun.status.in_(("queued", "running")))
+        .values(cancel_requested=True)
+    )
+    db.session.commit()
+    if res.rowcount != 1:
+        return False
+    completed = settle(run_id, None, from_statuses=("pending",), to_status="cancelled")
+    if not completed:
+        # Nothing was pending: the last running tenant will complete it as cancelled.
+        db.session.rollback()
+    return True
+
+
+def abort(run_id: int, reason_code: str, message: str) -> None:
+    """Fail every unsettled tenant (e.g. the queue was unreachable at enqueue time)."""
+    _lock_run(run_id)
+    run = db.session.get(OperationRun, run_id)
+    run.context = {**(run.context or {}), "aborted": reason_code}
+    db.session.flush()
+    settle(run_id, None, from_statuses=("pending", "running"), to_status="failed",
+           reason_code=reason_code, message=message)
+
+
+def pending_count(run_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(OperationRunTenant)
+        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status == "pending")
+    )

@@ -1,0 +1,43 @@
+"""Error pages that match the layout of the plane they happen in."""
+import logging
+
+from flask import render_template, request
+from flask_wtf.csrf import CSRFError
+
+from ..planes import current_plane
+
+log = logging.getLogger("tenantpilot.http")
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Not allowed", "You do not have permission to do this. Ask an owner or a platform admin if you need access."),
+    404: ("Not found", "There is nothing here, or you do not have access to it."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+    429: ("Too many attempts", "Too many attempts. Wait a minute and try again."),
+    500: ("Something went wrong", "An unexpected error occurred. It has been logged; please try again."),
+}
+
+
+def render_error(code: int, message: str | None = None):
+    title, default = MESSAGES.get(code, MESSAGES[500])
+    plane = current_plane()
+    if request.headers.get("HX-Request"):
+        return f'<p class="error-inline" role="alert">{message or default}</p>', code
+    return render_template("errors/error.html", code=code, title=title, message=message or default,
+                           layout=f"{plane}/layout.html" if plane else "base.html"), code
+
+
+def register(app):
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return render_error(400, "This form was missing its security token or it expired (CSRF check failed). "
+                                 "Reload the page and try again; nothing was changed.")
+
+    for code in (400, 403, 404, 405, 429):
+        app.register_error_handler(code, lambda exc, code=code: render_error(
+            code, getattr(exc, "description", None) if code in (400,) else None))
+
+    @app.errorhandler(500)
+    def server_error(exc):
+        log.error("unhandled error", exc_info=getattr(exc, "original_exception", exc))
+        return render_error(500)

@@ -1,0 +1,39 @@
+"""Jinja filters and globals shared by both planes."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..planes import current_plane
+from ..timeutil import utcnow
+
+BADGES = {
+    "queued": "neutral", "running": "info", "completed": "neutral",
+    "pending": "neutral", "succeeded": "ok", "partially_succeeded": "warn", "failed": "bad",
+    "blocked": "warn", "cancelled": "neutral", "skipped": "neutral", "success": "ok",
+    "enabled": "ok", "paused": "warn",
+}
+
+
+def timeago(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int((utcnow() - value).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            text = f"{n} {unit}{'s' if n != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def register(app):
+    app.jinja_env.filters["timeago"] = timeago
+    app.jinja_env.filters["badge"] = lambda status: BADGES.get(status, "neutral")
+    app.jinja_env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
+    app.jinja_env.filters["humanize"] = lambda s: (s or "").replace("_", " ")
+
+    @app.context_processor
+    def _plane():
+        return {"plane": current_plane()}

@@ -1,0 +1,146 @@
+"""The platform plane (/system): sign-in, console, break-glass."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import func, select
+
+from .. import audit
+from ..actors import Actor
+from ..extensions import db, limiter
+from ..models import BreakGlassSession, OperationRun, PlatformUser
+from ..planes import platform_required
+from ..timeutil import utcnow
+from .forms import BreakGlassForm, EmptyForm, LoginForm
+from .safe_redirect import safe_next
+
+bp = Blueprint("system", __name__)
+
+
+def login_rate_key() -> str:
+    """Per (IP, username): one noisy user cannot lock out the office, and one IP cannot
+    spray a single account."""
+    return f"system-login|{get_remote_address()}|{(request.form.get('email') or '').strip().lower()}"
+
+
+def current_break_glass() -> BreakGlassSession | None:
+    if "break_glass" not in g:
+        g.break_glass = None
+        if current_user.is_authenticated:
+            g.break_glass = db.session.execute(
+                select(BreakGlassSession)
+                .where(BreakGlassSession.platform_user_id == current_user.id, BreakGlassSession.ended_at.is_(None),
+                       BreakGlassSession.expires_at > utcnow())
+                .order_by(BreakGlassSession.id.desc()).limit(1)
+            ).scalar_one_or_none()
+    return g.break_glass
+
+
+def current_actor() -> Actor:
+    """The signed-in platform user as an Actor for the start seam and audit."""
+    return Actor.platform(current_user, break_glass=current_break_glass() is not None)
+
+
+@bp.app_context_processor
+def _inject():
+    from ..planes import current_plane
+
+    if current_plane() == "system" and current_user.is_authenticated:
+        return {"break_glass": current_break_glass()}
+    return {}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["TENANTPILOT_LOGIN_RATE_LIMIT"], key_func=login_rate_key,
+               methods=["POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        user = db.session.execute(select(PlatformUser).filter_by(email=email)).scalar_one_or_none()
+        if user is None or not user.is_active or not user.check_password(form.password.data):
+            audit.record("platform.login.failed", actor=Actor("platform", user.id if user else None,
+                                                                 user.name if user else "unknown", email),
+                         status="failed", summary="Platform sign-in failed", metadata={"email_known": user is not None})
+            form.password.errors.append("E-mail or password is incorrect.")
+        else:
+            login_user(user)
+            audit.record("platform.login.succeeded", actor=Actor.platform(user), summary="Platform sign-in")
+            return redirect(safe_next(request.args.get("next"), "/system", url_for("system.console")))
+    return render_template("system/login.html", form=form), 200 if request.method == "GET" or not form.errors else 422
+
+
+@bp.post("/logout")
+def logout():
+    form = EmptyForm()
+    if form.validate_on_submit() and current_user.is_authenticated:
+        audit.record("platform.logout", actor=current_actor(), summary="Platform sign-out")
+        logout_user()
+    return redirect(url_for("system.login"))
+
+
+@bp.get("/")
+@platform_required("platform.console.view")
+def console():
+    since = utcnow() - timedelta(hours=24)
+    by_status = dict(db.session.execute(
+        select(OperationRun.outcome, func.count()).where(OperationRun.created_at >= since).group_by(OperationRun.outcome)
+    ).all())
+    active = db.session.scalar(select(func.count()).select_from(OperationRun)
+                               .where(OperationRun.status.in_(("queued", "running"))))
+    kpis = {
+        "started": sum(by_status.values()),
+        "succeeded": by_status.get("succeeded", 0),
+        "failed": by_status.get("failed", 0) + by_status.get("partially_succeeded", 0),
+        "active": active,
+    }
+    recent = db.session.execute(select(OperationRun).order_by(OperationRun.id.desc()).limit(10)).scalars().all()
+    window = request.args.get("window", "24h") if request.args.get("window") in ("24h", "7d", "30d") else "24h"
+    widgets = [(w, w.context(window)) for w in current_app.extensions["tenantpilot"].registry.widgets]
+    return render_template("system/console.html", kpis=kpis, recent=recent, widgets=widgets, window=window,
+                           form=BreakGlassForm(), empty_form=EmptyForm())
+
+
+@bp.post("/break-glass/start")
+@platform_required()
+def break_glass_start():
+    form = BreakGlassForm()
+    if current_break_glass() is not None:
+        flash("A break-glass session is already active.", "info")
+        return redirect(url_for("system.console"))
+    if not form.validate_on_submit():
+        return render_template("system/break_glass.html", form=form), 422
+    now = utcnow()
+    session = BreakGlassSession(platform_user_id=current_user.id, reason=form.reason.data.strip(), started_at=now,
+                                expires_at=now + timedelta(minutes=form.minutes.data or 30))
+    db.session.add(session)
+    db.session.flush()
+    audit.record("platform.break_glass.started", actor=Actor.platform(current_user, break_glass=True),
+                 target=("break_glass_session", session.id, None),
+                 summary="Break-glass session started",
+                 metadata={"reason": session.reason, "minutes": form.minutes.data or 30,
+                           "expires_at": session.expires_at.isoformat()})
+    flash(f"Break-glass active until {session.expires_at:%H:%M} UTC. Operational controls still apply.", "warning")
+    return redirect(url_for("system.console"))
+
+
+@bp.get("/break-glass")
+@platform_required()
+def break_glass_form():
+    return render_template("system/break_glass.html", form=BreakGlassForm())
+
+
+@bp.post("/break-glass/stop")
+@platform_required()
+def break_glass_stop():
+    form = EmptyForm()
+    session = current_break_glass()
+    if form.validate_on_submit() and session is not None:
+        session.ended_at = utcnow()
+        audit.record("platform.break_glass.ended", actor=current_actor(),
+                     target=("break_glass_session", session.id, None), summary="Break-glass session ended")
+        flash("Break-glass session ended.", "info")
+    return redirect(url_for("system.console"))
