@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 
 import fakeredis
 import redis
@@ -116,6 +117,7 @@ class ThreadWorker(AppWorker):
 
 def make_worker(app, thread: bool = False, **kwargs) -> AppWorker:
     cls = ThreadWorker if thread else AppWorker
+    kwargs.setdefault("name", f"{app.config['TENANTPILOT_QUEUE_PREFIX']}-{uuid.uuid4().hex[:10]}")
     worker = cls(all_queues(app), connection=app.extensions["tenantpilot"].redis, **kwargs)
     worker.flask_app = app
     worker.abandon_grace = app.config["TENANTPILOT_ABANDON_GRACE"]

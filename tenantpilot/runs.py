@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .extensions import db
 from .models import OperationRun, OperationRunTenant, Tenant
@@ -80,7 +81,7 @@ def create(
     winner's run back, never a second run."""
     ident = identity_hash(operation_type, scope, identity_inputs)
     lock = f"{operation_type}:{scope.lock_key}" if scope.lock_key else None
-    for _ in range(3):
+    for attempt in range(8):
         existing = _active_conflict(ident, lock)
         if existing:
             return existing
@@ -106,6 +107,14 @@ def create(
             db.session.flush()
         except IntegrityError:
             db.session.rollback()
+            continue
+        except OperationalError as exc:
+            # SQLite (embedded mode) refuses to upgrade a read transaction after another
+            # writer committed; the retry re-reads and finds the winner's run.
+            db.session.rollback()
+            if db.engine.dialect.name != "sqlite" or "locked" not in str(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))  # let the winner commit
             continue
         skipped = skipped or {}
         todo = [t for t in tenants if t[0] not in skipped]

@@ -1,0 +1,45 @@
+"""Small helpers shared by the test modules."""
+from sqlalchemy import func, select
+
+from tenantpilot.actors import Actor
+from tenantpilot.extensions import db
+from tenantpilot.models import AuditLog, OperationRun, OperationRunTenant
+from tenantpilot.queue import all_queues
+
+
+def count(app, model, *where):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def run_row(app, run_id):
+    with app.app_context():
+        run = db.session.get(OperationRun, run_id)
+        db.session.expunge(run)
+        return run
+
+
+def tenant_rows(app, run_id):
+    with app.app_context():
+        return {r.tenant_id: (r.status, r.reason_code, r.message) for r in db.session.scalars(
+            select(OperationRunTenant).where(OperationRunTenant.run_id == run_id))}
+
+
+def audit_rows(app, action):
+    with app.app_context():
+        rows = db.session.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)).all()
+        for r in rows:
+            db.session.expunge(r)
+        return rows
+
+
+def queued_jobs(app) -> int:
+    with app.app_context():
+        return sum(q.count for q in all_queues(app))
+
+
+def platform_actor(app, user):
+    with app.app_context():
+        from tenantpilot.models import PlatformUser
+
+        return Actor.platform(db.session.get(PlatformUser, user.id))

@@ -1,0 +1,305 @@
+"""The start seam and the run ledger: idempotency, capability and control gates,
+scope lock, queue outages, cancel, counting."""
+import threading
+from datetime import timedelta
+
+import pytest
+
+from tenantpilot import runs, seam
+from tenantpilot.actors import Actor
+from tenantpilot.api import Runbook
+from tenantpilot.extensions import db
+from tenantpilot.models import Notification, OperationalControlActivation, OperationRun
+from tenantpilot.runs import Scope
+from tenantpilot.timeutil import utcnow
+from tests.helpers import audit_rows, count, platform_actor, queued_jobs, run_row, tenant_rows
+from tests.support import fanout_plugin
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(plugins=[fanout_plugin], TENANTPILOT_FANOUT_BATCH_SIZE=25)
+
+
+def start(app, actor, scope=Scope("all_tenants"), **kw):
+    with app.app_context():
+        result = seam.start("tests.fanout", scope=scope, actor=actor, source=kw.pop("source", "system_ui"), **kw)
+        return result.status, (result.run.id if result.run else None), result
+
+
+def pause(app, scope_type="global", workspace_id=None, reason="Vendor incident, hold all repairs", expires_at=None):
+    with app.app_context():
+        db.session.add(OperationalControlActivation(control_key="tests.fanout", scope_type=scope_type,
+                                                    workspace_id=workspace_id, reason_text=reason,
+                                                    expires_at=expires_at))
+        db.session.commit()
+
+
+def test_two_concurrent_starts_create_exactly_one_run(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 5)
+    actor = platform_actor(app, factory.platform_user())
+    for round_no in range(5):
+        barrier = threading.Barrier(2)
+        results = []
+
+        def worker():
+            with app.app_context():
+                barrier.wait()
+                r = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=actor, source="api",
+                               identity_inputs={"round": round_no})
+                results.append((r.status, r.run.id))
+                db.session.remove()
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        statuses = sorted(s for s, _ in results)
+        assert statuses == ["deduped", "started"], statuses
+        assert results[0][1] == results[1][1]
+        # The scope lock keeps the next round out while this run is active: finish it first.
+        with app.app_context():
+            runs.cancel(results[0][1])
+    assert count(app, OperationRun) == 5
+
+
+def test_dedup_says_already_queued_and_creates_nothing(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 3)
+    actor = platform_actor(app, factory.platform_user())
+    status, run_id, _ = start(app, actor)
+    jobs_before = queued_jobs(app)
+    status2, run_id2, result = start(app, actor)
+    assert (status, status2) == ("started", "deduped")
+    assert run_id2 == run_id
+    assert "already queued" in result.message
+    assert count(app, OperationRun) == 1
+    assert queued_jobs(app) == jobs_before
+
+
+def test_scope_lock_keeps_a_second_all_tenants_fan_out_out(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 3)
+    actor = platform_actor(app, factory.platform_user())
+    _, first, _ = start(app, actor, identity_inputs={"variant": "a"})
+    status, second, result = start(app, actor, identity_inputs={"variant": "b"})
+    assert status == "scope_busy" and second == first
+    assert count(app, OperationRun) == 1
+
+
+def test_completed_run_frees_the_identity(app, factory, drain):
+    ws = factory.workspace()
+    factory.tenants(ws, 2)
+    actor = platform_actor(app, factory.platform_user())
+    _, first, _ = start(app, actor)
+    drain()
+    status, second, _ = start(app, actor)
+    assert status == "started" and second != first
+
+
+def test_fan_out_counts_failures_and_completes_once(app, factory, drain):
+    ws = factory.workspace()
+    ids = factory.tenants(ws, 30)
+    factory.tenant(ws, name="fail-one")
+    factory.tenant(ws, name="boom-two")
+    user = factory.platform_user()
+    status, run_id, _ = start(app, platform_actor(app, user))
+    assert status == "started"
+    drain()
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "partially_succeeded")
+    assert (run.tenants_total, run.tenants_done, run.tenants_failed) == (32, 32, 2)
+    assert run.summary_counts == {"processed": 30, "updated": 30, "tenants": 32, "failed": 2}
+    reasons = sorted(f["reason_code"] for f in run.failure_summary)
+    assert reasons == ["simulated_failure", "unexpected_error"]
+    text = str(run.failure_summary)
+    assert "@" not in text and "secret-token" not in text and "Traceback" not in text
+    # Exactly one completion → exactly one notification to the initiator.
+    assert count(app, Notification, Notification.run_id == run_id) == 1
+    assert len(ids) == 30
+
+
+def test_all_tenants_failing_gives_failed_outcome(app, factory, drain):
+    ws = factory.workspace()
+    for i in range(3):
+        factory.tenant(ws, name=f"fail-{i}")
+    _, run_id, _ = start(app, platform_actor(app, factory.platform_user()))
+    drain()
+    assert run_row(app, run_id).outcome == "failed"
+
+
+def test_system_initiated_run_notifies_nobody(app, factory, drain):
+    ws = factory.workspace()
+    factory.tenants(ws, 2)
+    _, run_id, _ = start(app, Actor.system("Deploy hook"), source="deploy_hook")
+    drain()
+    assert run_row(app, run_id).outcome == "succeeded"
+    assert count(app, Notification) == 0
+
+
+def test_global_pause_blocks_with_no_run_no_job_and_a_platform_audit_event(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 3)
+    user = factory.platform_user()
+    pause(app)
+    status, run_id, result = start(app, platform_actor(app, user))
+    assert status == "blocked" and run_id is None
+    assert result.extra["title"] == "Fan-out test paused"
+    assert result.message == "Fan-out test is currently paused. Vendor incident, hold all repairs"
+    assert count(app, OperationRun) == 0
+    assert queued_jobs(app) == 0
+    [event] = audit_rows(app, "operational_control.execution_blocked")
+    assert event.status == "blocked"
+    assert (event.workspace_id, event.tenant_id) == (None, None)
+    assert event.meta["requested_scope"] == "all_tenants"
+    assert event.meta["control_key"] == "tests.fanout" and event.meta["actor_id"] == user.id
+
+
+def test_blocked_single_tenant_start_is_owned_by_that_workspace_and_tenant(app, factory):
+    ws = factory.workspace()
+    tenant = factory.tenant(ws)
+    pause(app, "workspace", ws.id)
+    status, _, _ = start(app, platform_actor(app, factory.platform_user()),
+                         scope=Scope("single_tenant", tenant_id=tenant.id))
+    assert status == "blocked"
+    [event] = audit_rows(app, "operational_control.execution_blocked")
+    assert (event.workspace_id, event.tenant_id) == (ws.id, tenant.id)
+    assert event.meta["scope_type"] == "workspace"
+
+
+def test_global_pause_wins_and_workspace_pause_only_skips_its_tenants(app, factory, drain):
+    ws_a, ws_b = factory.workspace(), factory.workspace()
+    a_ids = factory.tenants(ws_a, 3)
+    b_ids = factory.tenants(ws_b, 4)
+    actor = platform_actor(app, factory.platform_user())
+    pause(app, "workspace", ws_a.id)
+    # Workspace B starts normally while A is paused.
+    assert start(app, actor, scope=Scope("workspace", workspace_id=ws_b.id))[0] == "started"
+    assert start(app, actor, scope=Scope("workspace", workspace_id=ws_a.id))[0] == "blocked"
+    status, run_id, _ = start(app, actor)
+    assert status == "started"
+    drain()
+    rows = tenant_rows(app, run_id)
+    assert {rows[t] for t in a_ids} == {("skipped", "paused", None)}
+    assert {rows[t][0] for t in b_ids} == {"succeeded"}
+    run = run_row(app, run_id)
+    assert (run.tenants_skipped, run.outcome) == (3, "succeeded")
+
+
+def test_expired_pause_is_ignored(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 1)
+    pause(app, expires_at=utcnow() - timedelta(minutes=1))
+    assert start(app, platform_actor(app, factory.platform_user()))[0] == "started"
+
+
+def test_break_glass_does_not_bypass_a_pause(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 1)
+    pause(app)
+    with app.app_context():
+        from tenantpilot.models import PlatformUser
+
+        user = factory.platform_user()
+        actor = Actor.platform(db.session.get(PlatformUser, user.id), break_glass=True)
+    assert start(app, actor)[0] == "blocked"
+
+
+def test_capability_checks_at_the_seam(app, factory):
+    ws, other = factory.workspace(), factory.workspace()
+    tenant = factory.tenant(ws)
+    no_runbook_cap = factory.platform_user(capabilities=["platform.access_system_panel", "platform.runbooks.run"])
+    assert start(app, platform_actor(app, no_runbook_cap))[0] == "forbidden"
+    outsider = factory.user(memberships=[(other, "owner")])
+    status, _, _ = start(app, Actor.human(outsider), scope=Scope("single_tenant", tenant_id=tenant.id),
+                         source="tenant_ui")
+    assert status == "not_found"
+    member = factory.user(memberships=[(ws, "owner")])
+    # The test runbook declares no tenant capabilities: not startable from the tenant plane.
+    status, _, _ = start(app, Actor.human(member), scope=Scope("single_tenant", tenant_id=tenant.id),
+                         source="tenant_ui")
+    assert status == "forbidden"
+    assert count(app, OperationRun) == 0
+
+
+def test_tenant_plane_capabilities_404_then_403_then_allowed(make_app, factory):
+    from tenantpilot import hookimpl
+
+    class TenantRunbook:
+        @hookimpl
+        def tenantpilot_register_runbooks(self, app):
+            return Runbook(key="tests.tenant_action", label="Tenant action", description="",
+                           capability="platform.runbooks.tests.tenant_action", confirmation_word="GO",
+                           execute_tenant=lambda job: {}, preflight=lambda s: {},
+                           tenant_capabilities=("tenant.manage",))
+
+    app = make_app(plugins=[("tenant-runbook", TenantRunbook())])
+    f = type(factory)(app)
+    ws, other = f.workspace(), f.workspace()
+    tenant = f.tenant(ws)
+    scope = Scope("single_tenant", tenant_id=tenant.id)
+    cases = [(f.user(memberships=[(other, "owner")]), "not_found"),
+             (f.user(memberships=[(ws, "operator")]), "forbidden"),
+             (f.user(memberships=[(ws, "readonly")]), "forbidden"),
+             (f.user(memberships=[(ws, "manager")]), "started")]
+    for user, expected in cases:
+        with app.app_context():
+            result = seam.start("tests.tenant_action", scope=scope, actor=Actor.human(user), source="tenant_ui",
+                                identity_inputs={"user": user.id})
+        assert result.status == expected, (user.email, result.status)
+
+
+def test_queue_outage_marks_the_run_failed_instead_of_leaving_it_queued(make_app, factory):
+    app = make_app(plugins=[fanout_plugin], REDIS_URL="redis://127.0.0.1:1/0")
+    f = type(factory)(app)
+    ws = f.workspace()
+    f.tenants(ws, 3)
+    status, run_id, result = start(app, platform_actor(app, f.platform_user()))
+    assert status == "enqueue_failed"
+    assert "unreachable" in result.message
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "failed")
+    assert run.failure_summary[0]["reason_code"] == "enqueue_failed"
+    assert count(app, OperationRun, OperationRun.status == "queued") == 0
+
+
+def test_cancel_stops_pending_tenants_and_running_ones_finish(app, factory, drain):
+    from tenantpilot.queue import make_worker
+
+    ws = factory.workspace()
+    factory.tenants(ws, 60)
+    _, run_id, _ = start(app, platform_actor(app, factory.platform_user()))
+    make_worker(app, thread=True).work(burst=True, max_jobs=1, logging_level="WARNING")  # one batch of 25
+    with app.app_context():
+        assert runs.cancel(run_id) is True
+    drain()
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "cancelled")
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert statuses.count("succeeded") == 25 and statuses.count("cancelled") == 35
+    assert run.summary_counts["processed"] == 25 and run.tenants_done == 60
+    with app.app_context():
+        assert runs.cancel(run_id) is False  # no longer active
+
+
+def test_unknown_summary_key_fails_that_tenant_only(make_app, factory, drain):
+    from tenantpilot import hookimpl
+
+    class BadCounts:
+        @hookimpl
+        def tenantpilot_register_runbooks(self, app):
+            return Runbook(key="tests.bad_counts", label="Bad counts", description="",
+                           capability="platform.runbooks.tests.bad_counts", confirmation_word="GO",
+                           execute_tenant=lambda job: {"rows_touched": 3}, preflight=lambda s: {})
+
+    app = make_app(plugins=[("bad", BadCounts())])
+    f = type(factory)(app)
+    f.tenants(f.workspace(), 2)
+    with app.app_context():
+        from tenantpilot.models import PlatformUser
+
+        actor = Actor.platform(db.session.get(PlatformUser, f.platform_user().id))
+        run_id = seam.start("tests.bad_counts", scope=Scope("all_tenants"), actor=actor, source="api").run.id
+    drain(app)
+    run = run_row(app, run_id)
+    assert run.outcome == "failed" and run.tenants_failed == 2
