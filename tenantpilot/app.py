@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
 from . import logs
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import csrf, db, login_manager, migrate
 from .planes import PlaneSessionInterface, current_plane
 from .plugins import build_registry, make_plugin_manager, plugin_template_dirs
 
@@ -75,7 +75,6 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
-    limiter.init_app(app)
     app.session_interface = PlaneSessionInterface()
 
     from .queue import connect
@@ -87,6 +86,7 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
 
     _templates(app, pm)
     _blueprints(app, pm)
+    _rate_limits(app)
     _request_logging(app)
 
     from .cli import register_commands
@@ -129,6 +129,20 @@ def _blueprints(app: Flask, pm) -> None:
         if request.headers.get("HX-Request"):
             return "Signed out", 401, {"HX-Redirect": url_for(f"{plane}.login")}
         return redirect(url_for(f"{plane}.login", next=request.full_path if request.method == "GET" else None))
+
+
+def _rate_limits(app: Flask) -> None:
+    """One Limiter per app (a module-level one would keep the first app's key prefix).
+    /system/login: N attempts per minute per (IP, username), POSTs only."""
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    from .web.system import login_rate_key
+
+    limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[])
+    app.view_functions["system.login"] = limiter.limit(
+        lambda: app.config["TENANTPILOT_LOGIN_RATE_LIMIT"], key_func=login_rate_key, methods=["POST"]
+    )(app.view_functions["system.login"])
 
 
 def _request_logging(app: Flask) -> None:

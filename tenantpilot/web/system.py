@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from .. import audit
 from ..actors import Actor
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models import BreakGlassSession, OperationRun, PlatformUser
 from ..planes import platform_required
 from ..timeutil import utcnow
@@ -54,9 +54,7 @@ def _inject():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["TENANTPILOT_LOGIN_RATE_LIMIT"], key_func=login_rate_key,
-               methods=["POST"])
-def login():
+def login():  # rate-limited per app in app._rate_limits
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data.strip().lower()

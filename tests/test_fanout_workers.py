@@ -1,0 +1,106 @@
+"""Fan-out with real RQ worker processes on real Redis: exact counts, exactly-once
+completion, failure isolation, and a worker SIGKILLed mid-job."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tenantpilot import seam
+from tenantpilot.actors import Actor
+from tenantpilot.jobs import reap_abandoned_jobs
+from tenantpilot.models import Notification
+from tenantpilot.runs import Scope
+from tenantpilot.testing import backends
+from tests.helpers import count, platform_actor, run_row, tenant_rows
+from tests.support import fanout_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [
+    pytest.mark.multiprocess,
+    pytest.mark.skipif(backends().redis_url is None, reason="needs a real Redis shared between processes"),
+]
+
+
+@pytest.fixture
+def app(make_app, tmp_path):
+    return make_app(plugins=[fanout_plugin], TENANTPILOT_FANOUT_BATCH_SIZE=10,
+                    TENANTPILOT_JOB_TIMEOUT=8, TENANTPILOT_ABANDON_GRACE=1)
+
+
+def spawn_worker(app, env_extra=None, burst=True):
+    keys = ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "TENANTPILOT_QUEUE_PREFIX", "INSTANCE_PATH",
+            "RATELIMIT_STORAGE_URI", "RATELIMIT_KEY_PREFIX", "TENANTPILOT_FANOUT_BATCH_SIZE",
+            "TENANTPILOT_JOB_TIMEOUT", "TENANTPILOT_ABANDON_GRACE")
+    config = {k: app.config[k] for k in keys}
+    config["LOG_LEVEL"] = "WARNING"
+    env = {**os.environ, "TP_TEST_CONFIG": json.dumps(config), "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    args = [sys.executable, "-m", "tests.support.worker_proc"] + (["--burst"] if burst else [])
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_all(procs, timeout=120):
+    for p in procs:
+        p.wait(timeout=timeout)
+
+
+def test_200_tenants_two_worker_processes_exact_counts_and_one_completion(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 198)
+    factory.tenant(ws, name="fail-a")
+    factory.tenant(ws, name="boom-b")
+    with app.app_context():
+        result = seam.start("tests.fanout", scope=Scope("all_tenants"),
+                            actor=platform_actor(app, factory.platform_user()), source="api")
+    assert result.status == "started"
+    run_id = result.run.id
+    workers = [spawn_worker(app), spawn_worker(app)]
+    wait_all(workers)
+    assert [w.returncode for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "partially_succeeded")
+    assert (run.tenants_total, run.tenants_done, run.tenants_failed) == (200, 200, 2)
+    assert run.summary_counts == {"processed": 198, "updated": 198, "tenants": 200, "failed": 2}
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert statuses.count("succeeded") == 198 and statuses.count("failed") == 2
+    assert count(app, Notification, Notification.run_id == run_id) == 1  # completed exactly once
+
+
+def test_worker_killed_mid_job_fails_that_tenant_and_the_run_still_completes(app, factory, drain, tmp_path):
+    ws = factory.workspace()
+    factory.tenants(ws, 35)
+    slow = factory.tenant(ws, name="slow-tenant")
+    factory.tenants(factory.workspace(), 14)
+    pid_file = tmp_path / "slow.pid"
+    with app.app_context():
+        run_id = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
+    env = {"FANOUT_PID_FILE": str(pid_file), "FANOUT_SLOW_SECONDS": "120"}
+    victim, survivor = spawn_worker(app, env), spawn_worker(app, env)
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert pid_file.exists(), "the slow tenant never started"
+    pid = int(pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    killed, other = (victim, survivor) if victim.pid == pid else (survivor, victim)
+    killed.wait(timeout=10)
+    other.wait(timeout=120)
+    assert run_row(app, run_id).status == "running"  # the dead batch is still unaccounted
+    # RQ declares the job abandoned once its registry entry expires (timeout + grace).
+    deadline = time.time() + 40
+    while run_row(app, run_id).tenants_failed == 0 and time.time() < deadline:
+        with app.app_context():
+            reap_abandoned_jobs()
+        time.sleep(0.5)
+    drain()  # the re-dispatched rest of the killed batch
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "partially_succeeded")
+    assert (run.tenants_total, run.tenants_done, run.tenants_failed) == (50, 50, 1)
+    assert run.summary_counts["processed"] == 49
+    assert tenant_rows(app, run_id)[slow.id][:2] == ("failed", "worker_lost")
+    assert run.failure_summary == [{"reason_code": "worker_lost", "tenant_id": slow.id,
+                                    "message": "The worker running this tenant stopped unexpectedly."}]
