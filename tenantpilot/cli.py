@@ -6,7 +6,7 @@ import threading
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from . import demo, scheduler
@@ -26,6 +26,7 @@ def register_commands(app) -> None:
 
 
 @click.command("plugins")
+@with_appcontext
 def plugins_command():
     """List installed plugins, their versions and what each contributes."""
     state = current_app.extensions["tenantpilot"]
@@ -86,6 +87,7 @@ def demo_logins():
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--max-jobs", type=int, default=None, help="Exit after this many jobs (the PaaS restarts it).")
 def worker_command(burst, max_jobs):
@@ -100,6 +102,7 @@ def worker_command(burst, max_jobs):
 
 
 @click.command("scheduler")
+@with_appcontext
 @click.option("--once", is_flag=True, help="Run what is due now and exit.")
 def scheduler_command(once):
     """Run periodic jobs (one slot runs once, however many schedulers run)."""
@@ -112,6 +115,7 @@ def scheduler_command(once):
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 5000)))
 def serve_command(host, port):

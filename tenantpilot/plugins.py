@@ -40,7 +40,8 @@ def make_plugin_manager(plugins: Iterable | None = None) -> pluggy.PluginManager
                     pm.register(plugin, name=getattr(plugin, "__name__", None))
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise StartupError(f"Plugin {exc.plugin_name!r} is invalid: {exc}") from exc
+        name = pm.get_name(exc.plugin) or getattr(exc.plugin, "__name__", repr(exc.plugin))
+        raise StartupError(f"Plugin {name!r} is invalid: {exc}") from exc
     return pm
 
 
@@ -54,7 +55,7 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[
     """Call every implementation of a registration hook; return (plugin name, item)
     pairs so errors can name the plugin that contributed each item."""
     results = []
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
         try:
             value = impl.function(*[kwargs[arg] for arg in impl.argnames])
         except api.DefinitionError as exc:

@@ -56,7 +56,7 @@ def enqueue_batches(run_id: int, batches: dict[str, list[int]], continuation: in
     """One RQ job per batch of tenants; job ids were fixed at run creation."""
     from . import jobs
 
-    app = current_app
+    app = current_app._get_current_object()  # the worker thread outlives this context
     q = get_queue("runs")
     datas = [
         Queue.prepare_data(

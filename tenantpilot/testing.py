@@ -161,7 +161,10 @@ def _cleanup_redis(app) -> None:
     r = state.redis
     for key in r.scan_iter(match=f"*{prefix}*", count=1000):
         r.delete(key)
-    for key in ("rq:workers",) + tuple(k.decode() if isinstance(k, bytes) else k for k in r.scan_iter(match="rq:workers:*")):
+    # RQ's global index sets name our queues and workers without our prefix in the key.
+    index_sets = ("rq:queues", "rq:workers") + tuple(
+        k.decode() if isinstance(k, bytes) else k for k in r.scan_iter(match="rq:workers:*"))
+    for key in index_sets:
         for member in r.smembers(key):
             if prefix in (member.decode() if isinstance(member, bytes) else member):
                 r.srem(key, member)

@@ -1,0 +1,145 @@
+"""Fan-out throughput: how fast one all-tenants run gets through 2,000 tenants, and how
+that compares with what RQ alone can do on this machine.
+
+- fan-out: seam.start() of ONE all_tenants run of the canary runbook (a no-op per
+  tenant), drained by 1 and then 2 worker PROCESSES running the real AppWorker; wall time
+  from start() to the run row reading status 'completed' (polled in the database), for
+  batch sizes 25 (the default), 1 and 100. Every tenant costs the ledger a claim and a
+  finish transaction, both locking the run row.
+- raw RQ: 2,000 no-op jobs (operator.neg(1)) enqueued on a separate queue with the app's
+  prefix and drained by 1 and 2 plain rq.SimpleWorker processes; wall time from enqueue
+  to the last job in the finished registry.
+
+Workers are started and connected before the clock starts (bench/_worker.py).
+Run from the repository root with the venv active:  python bench/fanout.py
+"""
+from __future__ import annotations
+
+import json
+import operator
+import sys
+import time
+
+import psycopg
+
+from _common import (DATABASE_URL, OPERATION, WorkerPool, _libpq_url, build_app, print_header, setup,
+                     teardown)
+
+TENANTS = 2000
+EXTRA_BATCH_SIZES = (1, 100)  # besides the configured default (25): extra rows if time allows
+TIME_BUDGET = 170  # seconds: skip the extra rows after this, to finish in ~4 minutes
+POLL = 0.01
+TIMEOUT = 120
+
+
+def fanout_once(app, config, workers: int, poller) -> dict:
+    from tenantpilot import seam
+    from tenantpilot.actors import Actor
+    from tenantpilot.runs import Scope
+
+    pool = WorkerPool(workers, "app", config)
+    try:
+        with app.app_context():
+            t0 = time.perf_counter()
+            res = seam.start(OPERATION, scope=Scope("all_tenants"), actor=Actor.system(), source="cli")
+            t_start = time.perf_counter() - t0
+            if res.status != "started":
+                raise RuntimeError(f"start returned {res.status}: {res.message}")
+            run_id = res.run.id
+        pool.release()
+        while True:
+            status = poller.execute("SELECT status FROM operation_runs WHERE id = %s", (run_id,)).fetchone()[0]
+            if status == "completed":
+                break
+            if time.perf_counter() - t0 > TIMEOUT:
+                raise RuntimeError(f"run {run_id} not completed after {TIMEOUT}s (status {status})")
+            time.sleep(POLL)
+        wall = time.perf_counter() - t0
+        pool.wait()
+    finally:
+        pool.kill()
+    row = poller.execute("SELECT summary_counts, tenants_total, tenants_done, tenants_failed, outcome "
+                         "FROM operation_runs WHERE id = %s", (run_id,)).fetchone()
+    summary = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return {"run_id": run_id, "wall": wall, "start": t_start, "summary": summary, "total": row[1],
+            "done": row[2], "failed": row[3], "outcome": row[4]}
+
+
+def raw_once(app, config, workers: int) -> dict:
+    from rq import Queue
+
+    prefix = config["TENANTPILOT_QUEUE_PREFIX"]
+    q = Queue(f"{prefix}-raw{workers}", connection=app.extensions["tenantpilot"].redis)
+    pool = WorkerPool(workers, "raw", config, queue=q.name)
+    try:
+        t0 = time.perf_counter()
+        q.enqueue_many([Queue.prepare_data(operator.neg, args=(1,), job_id=f"{q.name}-{i}")  # prefixed ids
+                        for i in range(TENANTS)])
+        t_enqueue = time.perf_counter() - t0
+        pool.release()
+        while q.finished_job_registry.count + q.failed_job_registry.count < TENANTS:
+            if time.perf_counter() - t0 > TIMEOUT:
+                raise RuntimeError(f"raw queue not drained after {TIMEOUT}s")
+            time.sleep(POLL)
+        wall = time.perf_counter() - t0
+        pool.wait()
+    finally:
+        pool.kill()
+    return {"wall": wall, "start": t_enqueue, "failed": q.failed_job_registry.count}
+
+
+def main() -> int:
+    began = time.monotonic()
+    print_header("bench/fanout.py — fan-out throughput",
+                 f"one all-tenants canary run over {TENANTS} tenants vs raw RQ no-op jobs; "
+                 "1 and 2 worker processes")
+    app, config, _ = setup(TENANTS)
+    poller = psycopg.connect(_libpq_url(DATABASE_URL), autocommit=True)
+    rows, checks_ok = [], True
+    try:
+        default = app.config["TENANTPILOT_FANOUT_BATCH_SIZE"]
+        for batch in (default,) + tuple(b for b in EXTRA_BATCH_SIZES if b != default):
+            if batch != default and time.monotonic() - began > TIME_BUDGET:
+                print(f"batch size {batch}: skipped (time budget)")
+                continue
+            # Same database, queue prefix and workers; only the seam's batch size differs.
+            batch_app = app if batch == default else build_app({**config, "TENANTPILOT_FANOUT_BATCH_SIZE": batch})
+            for workers in (1, 2):
+                r = fanout_once(batch_app, config, workers, poller)
+                jobs = -(-TENANTS // batch)
+                ok = r["summary"].get("tenants") == TENANTS and r["failed"] == 0
+                checks_ok &= ok
+                print(f"run {r['run_id']}: batch {batch}, {workers} worker(s), {jobs} jobs: "
+                      f"start() {r['start'] * 1000:.0f} ms, completed after {r['wall']:.2f} s; "
+                      f"summary_counts['tenants']={r['summary'].get('tenants')} (== {TENANTS}: "
+                      f"{r['summary'].get('tenants') == TENANTS}), tenants_failed={r['failed']} (== 0: "
+                      f"{r['failed'] == 0}), outcome={r['outcome']}")
+                rows.append((f"fan-out, batch {batch}, {workers} worker(s)", TENANTS / r["wall"], "tenants/s",
+                             batch, workers))
+        for workers in (1, 2):
+            r = raw_once(app, config, workers)
+            checks_ok &= r["failed"] == 0
+            print(f"raw RQ, {workers} worker(s): enqueue_many {r['start'] * 1000:.0f} ms, "
+                  f"drained after {r['wall']:.2f} s; failed jobs: {r['failed']}")
+            rows.append((f"raw RQ no-op, {workers} worker(s)", TENANTS / r["wall"], "jobs/s", None, workers))
+
+        print()
+        print(f"{'config':<36} | {'throughput':>12}")
+        print(f"{'-' * 36}-+-{'-' * 19}")
+        for label, rate, unit, _b, _w in rows:
+            print(f"{label:<36} | {rate:>8.0f} {unit}")
+        print()
+        for workers in (1, 2):
+            fan = next(rate for _l, rate, _u, b, w in rows if b == default and w == workers)
+            raw = next(rate for label, rate, _u, _b, w in rows if label.startswith("raw") and w == workers)
+            print(f"ratio fan-out (batch {default}) / raw RQ, {workers} worker(s): {fan / raw:.2f} "
+                  f"({fan:.0f} tenants/s vs {raw:.0f} jobs/s)")
+        print(f"checks: {'OK' if checks_ok else 'FAILED'}; total time {time.monotonic() - began:.0f} s")
+        return 0 if checks_ok else 1
+    finally:
+        poller.close()
+        teardown(app)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
