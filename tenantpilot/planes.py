@@ -12,6 +12,7 @@ from functools import wraps
 
 from flask import abort, g, request
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from flask_login import current_user
 
 from .extensions import db, login_manager
@@ -45,13 +46,16 @@ class PlaneSessionInterface(SecureCookieSessionInterface):
             return None  # no session outside the planes (healthz, static)
         return super().open_session(app, request)
 
-    def is_null_session(self, obj) -> bool:
-        return super().is_null_session(obj)
-
     def get_signing_serializer(self, app):
-        conf = self._conf()
-        self.salt = conf["salt"] if conf else "tenantpilot-no-plane"
-        return super().get_signing_serializer(app)
+        # Built per call with the plane's salt: the interface is shared by all threads, so
+        # it must not hold per-request state.
+        if not app.secret_key:
+            return None
+        keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key]
+        return URLSafeTimedSerializer(
+            keys, salt=self._conf()["salt"], serializer=self.serializer,
+            signer_kwargs={"key_derivation": self.key_derivation, "digest_method": self.digest_method},
+        )
 
     def get_cookie_name(self, app):
         return self._conf()["cookie"]

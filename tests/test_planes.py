@@ -207,3 +207,58 @@ def test_error_pages_use_the_plane_layout(client, world):
     body = client.get("/admin/t/424242/").get_data(as_text=True)
     assert "Not found" in body and "Sign out" in body
     assert client.get("/nowhere").status_code == 404
+
+
+def test_concurrent_requests_of_both_planes_keep_their_sessions(app, world):
+    """The session interface is shared by threads; each plane must keep its own signer."""
+    import threading
+
+    sys_client, adm_client = app.test_client(), app.test_client()
+    login(sys_client, "system", "ops@example.test", "ops-password-1")
+    login(adm_client, "admin", "owner@example.test", "owner-password-1")
+    codes = []
+
+    def hammer(client, url):
+        for _ in range(25):
+            codes.append((url, client.get(url).status_code))
+
+    threads = [threading.Thread(target=hammer, args=(sys_client, "/system/")),
+               threading.Thread(target=hammer, args=(adm_client, "/admin/"))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert {code for _, code in codes} == {200}, [c for c in codes if c[1] != 200][:3]
+
+
+def test_expired_break_glass_no_longer_shows(app, client, world):
+    from datetime import timedelta
+
+    from tenantpilot.extensions import db
+    from tenantpilot.timeutil import utcnow
+
+    with app.app_context():
+        db.session.add(BreakGlassSession(platform_user_id=world["ops"].id, reason="Old incident INC-1",
+                                         started_at=utcnow() - timedelta(hours=2),
+                                         expires_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    login(client, "system", "ops@example.test", "ops-password-1")
+    assert "Break-glass active" not in client.get("/system/").get_data(as_text=True)
+
+
+def test_server_error_page_matches_layout_and_hides_details(make_app):
+    from flask import Blueprint
+
+    from tenantpilot import hookimpl
+
+    class Broken:
+        @hookimpl
+        def tenantpilot_register_blueprints(self, app, plane):
+            bp = Blueprint(f"broken_{plane}", __name__, url_prefix="/broken")
+            bp.get("/")(lambda: 1 / 0)
+            return bp
+
+    app = make_app(plugins=[("broken", Broken())], TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    resp = app.test_client().get("/system/broken/")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 500
+    assert "Something went wrong" in body and "ZeroDivisionError" not in body and "Traceback" not in body
+    assert "TenantPilot Ops" in body and "System" in body  # the system plane's layout

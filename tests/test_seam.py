@@ -205,6 +205,21 @@ def test_break_glass_does_not_bypass_a_pause(app, factory):
     assert start(app, actor)[0] == "blocked"
 
 
+def test_break_glass_is_recorded_in_the_run_context(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 1)
+    with app.app_context():
+        from tenantpilot.models import PlatformUser
+
+        actor = Actor.platform(db.session.get(PlatformUser, factory.platform_user().id), break_glass=True)
+    status, run_id, _ = start(app, actor, context={"reason_code": "INCIDENT"})
+    context = run_row(app, run_id).context
+    assert status == "started"
+    assert context["break_glass"] is True and context["initiator"]["break_glass"] is True
+    assert context["source"] == "system_ui" and context["reason_code"] == "INCIDENT"
+    assert "email" not in context["initiator"]
+
+
 def test_capability_checks_at_the_seam(app, factory):
     ws, other = factory.workspace(), factory.workspace()
     tenant = factory.tenant(ws)
