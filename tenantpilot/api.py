@@ -65,11 +65,15 @@ class OperationType:
     tenant_capabilities: tuple[str, ...] = ()
     # Control key that gates starts (None: ungated).
     control_key: str | None = None
+    scopes: tuple[str, ...] = SCOPES
     circuit_min_tenants: int = 20
     circuit_failure_ratio: float = 0.5
 
     def __post_init__(self):
         _require_key("operation type", self.key)
+        bad = set(self.scopes) - set(SCOPES)
+        if bad or not self.scopes:
+            raise DefinitionError(f"operation type {self.key!r}: unknown scopes {sorted(bad)}")
         if not callable(self.execute_tenant):
             raise DefinitionError(f"operation type {self.key!r}: execute_tenant must be callable")
 
@@ -126,6 +130,7 @@ class Runbook:
             platform_capabilities=("platform.runbooks.run", self.capability),
             tenant_capabilities=self.tenant_capabilities,
             control_key=self.control_key,
+            scopes=self.scopes,
             circuit_min_tenants=self.circuit_min_tenants,
             circuit_failure_ratio=self.circuit_failure_ratio,
         )

@@ -40,7 +40,19 @@ class Tenant(db.Model):
     workspace = relationship("Workspace", back_populates="tenants")
 
 
-class User(UserMixin, db.Model):
+class PasswordMixin:
+    """Password hashing shared by both kinds of people (werkzeug's scrypt)."""
+
+    password_hash: Mapped[str]
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class User(PasswordMixin, UserMixin, db.Model):
     """A tenant-plane person (customer admin)."""
 
     __tablename__ = "users"
@@ -56,12 +68,6 @@ class User(UserMixin, db.Model):
 
     def get_id(self) -> str:
         return f"admin:{self.id}"
-
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
-
-    def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
 
     def membership_for(self, workspace_id: int) -> "Membership | None":
         return db.session.execute(
@@ -84,7 +90,7 @@ class Membership(db.Model):
         return role_capabilities(self.role)
 
 
-class PlatformUser(UserMixin, db.Model):
+class PlatformUser(PasswordMixin, UserMixin, db.Model):
     """A /system person with an explicit capability list."""
 
     __tablename__ = "platform_users"
@@ -100,12 +106,6 @@ class PlatformUser(UserMixin, db.Model):
 
     def get_id(self) -> str:
         return f"system:{self.id}"
-
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
-
-    def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
 
     def can(self, *capabilities: str) -> bool:
         held = set(self.capabilities or ())

@@ -100,8 +100,9 @@ def platform_required(*capabilities: str):
 
 
 def tenant_required(capability: str = "tenant.view"):
-    """/admin/t/<tenant_id>/…: 404 for non-members (and unknown or archived tenants),
-    403 for members without the capability. Sets g.tenant and g.membership."""
+    """/admin/t/<tenant_id>/…: 404 for non-members and unknown or platform tenants, 403 for
+    members without the capability. Members still see archived tenants (read-only history);
+    the start seam refuses to start work on them. Sets g.tenant and g.membership."""
 
     def decorator(view):
         @wraps(view)

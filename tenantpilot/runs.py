@@ -284,13 +284,17 @@ def _mark_completed(run: OperationRun) -> None:
 
 
 def _after_completion(run_id: int) -> None:
-    """Fire tenantpilot_run_completed once, after the completing commit."""
+    """Fire tenantpilot_run_completed once, after the completing commit. Each plugin's
+    implementation is isolated: one that raises is logged and the others still run."""
     run = db.session.get(OperationRun, run_id)
-    try:
-        current_app.extensions["tenantpilot"].pm.hook.tenantpilot_run_completed(run=run)
-    except Exception:
-        log.exception("run_completed hook failed for run %s", run_id)
-        db.session.rollback()
+    pm = current_app.extensions["tenantpilot"].pm
+    for impl in pm.hook.tenantpilot_run_completed.get_hookimpls():
+        try:
+            impl.function(run=run)
+        except Exception:
+            log.exception("run_completed hook of %s failed for run %s", impl.plugin_name, run_id)
+            db.session.rollback()
+            run = db.session.get(OperationRun, run_id)
 
 
 def cancel(run_id: int) -> bool:

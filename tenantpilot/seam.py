@@ -67,6 +67,12 @@ def start(
         return StartResult("invalid", message=f"Unknown operation type {operation_type!r}.")
     if source not in SOURCES:
         return StartResult("invalid", message=f"Unknown source {source!r}.", label=op.label)
+    if scope.kind not in op.scopes:
+        return StartResult("invalid", label=op.label,
+                           message=f"{op.label} cannot run with scope {scope.kind.replace('_', ' ')}.")
+    if tenant_ids is not None:
+        # A run limited to some tenants (retry of failed ones) is its own identity.
+        identity_inputs = {**(identity_inputs or {}), "tenant_ids": sorted(tenant_ids)}
 
     # 1. Capability check (404 before 403: a non-member must not learn the tenant exists).
     tenant = db.session.get(Tenant, scope.tenant_id) if scope.tenant_id else None

@@ -247,9 +247,9 @@ def test_flask_plugins_lists_name_version_and_contributions(app):
 
 def test_instance_template_overrides_core_and_can_extend_it_with_core_prefix(make_app, tmp_path):
     instance = tmp_path / "inst"
-    (instance / "templates" / "system").mkdir(parents=True)
-    (instance / "templates" / "system" / "login.html").write_text(
-        '{% extends "core:system/login.html" %}{% block title %}Acme Ops sign-in{% endblock %}')
+    (instance / "templates").mkdir(parents=True)
+    (instance / "templates" / "login.html").write_text(
+        '{% extends "core:login.html" %}{% block title %}Acme Ops sign-in{% endblock %}')
     app = make_app(INSTANCE_PATH=str(instance))
     body = app.test_client().get("/system/login").get_data(as_text=True)
     assert "<title>Acme Ops sign-in</title>" in body

@@ -318,3 +318,50 @@ def test_unknown_summary_key_fails_that_tenant_only(make_app, factory, drain):
     drain(app)
     run = run_row(app, run_id)
     assert run.outcome == "failed" and run.tenants_failed == 2
+
+
+def test_a_scope_the_runbook_does_not_support_is_refused(make_app, factory):
+    from tenantpilot import hookimpl
+
+    class TenantOnly:
+        @hookimpl
+        def tenantpilot_register_runbooks(self, app):
+            return Runbook(key="tests.tenant_only", label="Tenant only", description="",
+                           capability="platform.runbooks.tests.tenant_only", confirmation_word="GO",
+                           execute_tenant=lambda job: {}, preflight=lambda s: {}, scopes=("single_tenant",))
+
+    app = make_app(plugins=[("tenant-only", TenantOnly())])
+    f = type(factory)(app)
+    f.tenants(f.workspace(), 2)
+    with app.app_context():
+        result = seam.start("tests.tenant_only", scope=Scope("all_tenants"), actor=Actor.system(), source="cli")
+    assert result.status == "invalid" and "cannot run with scope all tenants" in result.message
+    assert count(app, OperationRun) == 0
+
+
+def test_a_run_limited_to_some_tenants_is_its_own_identity(app, factory):
+    ws = factory.workspace()
+    ids = factory.tenants(ws, 4)
+    actor = Actor.system()
+    scope = Scope("workspace", workspace_id=ws.id)
+    first = start(app, actor, scope=scope, source="cli")
+    retry = start(app, actor, scope=scope, source="cli", tenant_ids=ids[:2])
+    assert first[0] == "started" and retry[0] == "started" and first[1] != retry[1]
+    assert run_row(app, retry[1]).tenants_total == 2
+
+
+def test_a_failing_completion_hook_does_not_stop_the_others(make_app, factory, drain):
+    from tenantpilot import hookimpl
+
+    class Explodes:
+        @hookimpl(tryfirst=True)  # runs before the core's notification
+        def tenantpilot_run_completed(self, run):
+            raise RuntimeError("plugin bug")
+
+    app = make_app(plugins=[fanout_plugin, ("explodes", Explodes())])
+    f = type(factory)(app)
+    f.tenants(f.workspace(), 2)
+    _, run_id, _ = start(app, platform_actor(app, f.platform_user()))
+    drain(app)
+    assert run_row(app, run_id).outcome == "succeeded"
+    assert count(app, Notification, Notification.run_id == run_id) == 1

@@ -2,36 +2,21 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 
-from .. import audit
-from ..actors import Actor
 from ..extensions import db
 from ..models import Membership, OperationRun, Tenant, User, Workspace
 from ..planes import tenant_required
-from .forms import EmptyForm, LoginForm
-from .safe_redirect import safe_next
+from .auth import login_view
+from .forms import EmptyForm
 
 bp = Blueprint("admin", __name__)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    form = LoginForm()
-    if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        user = db.session.execute(select(User).filter_by(email=email)).scalar_one_or_none()
-        if user is None or not user.is_active or not user.check_password(form.password.data):
-            audit.record("tenant.login.failed", actor=Actor("human", user.id if user else None,
-                                                              user.name if user else "unknown", email),
-                         status="failed", summary="Sign-in failed")
-            form.password.errors.append("E-mail or password is incorrect.")
-        else:
-            login_user(user)
-            audit.record("tenant.login.succeeded", actor=Actor.human(user), summary="Sign-in")
-            return redirect(safe_next(request.args.get("next"), "/admin", url_for("admin.index")))
-    return render_template("admin/login.html", form=form), 200 if request.method == "GET" or not form.errors else 422
+    return login_view("admin", User, "admin.index")
 
 
 @bp.post("/logout")

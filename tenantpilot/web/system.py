@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from sqlalchemy import func, select
 
 from .. import audit
@@ -14,8 +14,8 @@ from ..extensions import db
 from ..models import BreakGlassSession, OperationRun, PlatformUser
 from ..planes import platform_required
 from ..timeutil import utcnow
-from .forms import BreakGlassForm, EmptyForm, LoginForm
-from .safe_redirect import safe_next
+from .auth import login_view
+from .forms import BreakGlassForm, EmptyForm
 
 bp = Blueprint("system", __name__)
 
@@ -55,20 +55,7 @@ def _inject():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # rate-limited per app in app._rate_limits
-    form = LoginForm()
-    if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        user = db.session.execute(select(PlatformUser).filter_by(email=email)).scalar_one_or_none()
-        if user is None or not user.is_active or not user.check_password(form.password.data):
-            audit.record("platform.login.failed", actor=Actor("platform", user.id if user else None,
-                                                                 user.name if user else "unknown", email),
-                         status="failed", summary="Platform sign-in failed", metadata={"email_known": user is not None})
-            form.password.errors.append("E-mail or password is incorrect.")
-        else:
-            login_user(user)
-            audit.record("platform.login.succeeded", actor=Actor.platform(user), summary="Platform sign-in")
-            return redirect(safe_next(request.args.get("next"), "/system", url_for("system.console")))
-    return render_template("system/login.html", form=form), 200 if request.method == "GET" or not form.errors else 422
+    return login_view("system", PlatformUser, "system.console")
 
 
 @bp.post("/logout")
