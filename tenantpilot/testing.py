@@ -90,6 +90,10 @@ def backends() -> Backends:
     return _BACKENDS
 
 
+def pytest_sessionstart(session):
+    backends()  # decide (or refuse) once, before any test runs
+
+
 def pytest_report_header(config):
     return backends().describe()
 
