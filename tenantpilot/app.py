@@ -96,6 +96,22 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
     return app
 
 
+def _alembic_version_locations(config):
+    """Core chain plus each plugin's own branch (<package>/migrations/versions), so
+    `flask db upgrade heads` builds every installed plugin's tables too."""
+    from flask import current_app
+
+    from .plugins import plugin_migration_dirs
+
+    dirs = [str(ROOT / "migrations" / "versions")]
+    dirs += plugin_migration_dirs(current_app.extensions["tenantpilot"].pm)
+    config.set_main_option("version_locations", " ".join(dirs))
+    return config
+
+
+migrate.configure(_alembic_version_locations)  # once: the Migrate object is shared by all apps
+
+
 def _templates(app: Flask, pm) -> None:
     """Loader order: instance overrides → plugin templates → core; 'core:' reaches the
     core template even when overridden, so an override can extend the original."""

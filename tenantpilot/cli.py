@@ -72,10 +72,12 @@ demo_cli = AppGroup("demo", help="Demo data.")
 @demo_cli.command("seed")
 def demo_seed():
     """Create demo workspaces, tenants and logins (never run in production)."""
-    result = demo.seed(current_app.extensions["tenantpilot"].registry.platform_capabilities)
+    state = current_app.extensions["tenantpilot"]
+    result = demo.seed(state.registry.platform_capabilities)
     if not result["created"]:
         click.echo("Demo data already present; nothing added.")
         return
+    state.pm.hook.tenantpilot_seed_demo(app=current_app._get_current_object())
     click.echo(f"Seeded {result['workspaces']} workspaces and {result['tenants']} tenants.")
 
 

@@ -93,6 +93,15 @@ def tenantpilot_register_commands(cli):
 
 
 @hookspec
+def tenantpilot_seed_demo(app):
+    """Add this plugin's demo data; called by ``flask demo seed`` after the core's
+    workspaces, tenants and logins exist (once: a seeded database is not seeded again).
+
+    Runs in an app context; commit what you add. Return nothing.
+    """
+
+
+@hookspec
 def tenantpilot_run_completed(run):
     """Called after an operation run reached ``completed`` (exactly once per run).
 

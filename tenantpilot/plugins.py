@@ -140,6 +140,15 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
 
 def plugin_template_dirs(pm: pluggy.PluginManager) -> list[str]:
     """Template folders found by convention: <top-level package>/templates of each plugin."""
+    return _plugin_dirs(pm, "templates")
+
+
+def plugin_migration_dirs(pm: pluggy.PluginManager) -> list[str]:
+    """Alembic branches found by convention: <top-level package>/migrations/versions."""
+    return _plugin_dirs(pm, "migrations/versions")
+
+
+def _plugin_dirs(pm: pluggy.PluginManager, relative: str) -> list[str]:
     dirs = []
     for _, plugin in pm.list_name_plugin():
         if not isinstance(plugin, ModuleType):
@@ -150,7 +159,7 @@ def plugin_template_dirs(pm: pluggy.PluginManager) -> list[str]:
         spec = importlib.util.find_spec(top)
         if spec and spec.submodule_search_locations:
             for location in spec.submodule_search_locations:
-                candidate = Path(location) / "templates"
+                candidate = Path(location) / relative
                 if candidate.is_dir() and str(candidate) not in dirs:
                     dirs.append(str(candidate))
     return dirs

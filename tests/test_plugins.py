@@ -80,6 +80,14 @@ class Contributions:
     def tenantpilot_run_completed(self, run):
         self.completed.append(run.id)
 
+    @hookimpl
+    def tenantpilot_seed_demo(self, app):
+        from tenantpilot.extensions import db
+        from tenantpilot.models import Workspace
+
+        db.session.add(Workspace(name=f"Acme demo {self.tag}", slug=f"acme-demo-{self.tag}"))
+        db.session.commit()
+
 
 def test_every_hook_is_documented_in_docs_plugins_md():
     doc = (ROOT / "docs" / "plugins.md").read_text()
@@ -135,6 +143,26 @@ def test_run_completed_hook_fires_once_per_run(make_app, drain):
         run_id = seam.start("acme.cleanup_a", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
     drain(app)
     assert plugin.completed == [run_id]
+
+
+def test_seed_demo_hook_adds_plugin_demo_data_once(make_app):
+    from tenantpilot.models import Workspace
+    from tests.helpers import count
+
+    app = make_app(plugins=[("acme", Contributions())])
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    assert count(app, Workspace, Workspace.slug == "acme-demo-a") == 1
+
+
+def test_plugin_migration_branches_join_version_locations(app):
+    from flask_migrate import Migrate
+
+    with app.app_context():
+        config = app.extensions["migrate"].migrate.get_config()
+    locations = config.get_main_option("version_locations").split()
+    assert locations[0].endswith("migrations/versions")
 
 
 def test_dashboard_widget_renders_on_the_console_with_the_window(make_app, tmp_path):
