@@ -105,7 +105,8 @@ def _alembic_version_locations(config):
 
     dirs = [str(ROOT / "migrations" / "versions")]
     dirs += plugin_migration_dirs(current_app.extensions["tenantpilot"].pm)
-    config.set_main_option("version_locations", " ".join(dirs))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(dirs))
     return config
 
 

@@ -15,6 +15,11 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _int_list(name: str, default: str) -> list[int]:
+    value = os.environ.get(name) or default
+    return [int(v) for v in value.split(",") if v.strip()]
+
+
 def from_env(instance_path: str) -> dict:
     """Build the config dict from the process environment."""
     default_db = "sqlite:///" + str(Path(instance_path) / "tenantpilot.sqlite")
@@ -49,6 +54,10 @@ def from_env(instance_path: str) -> dict:
         "SMTP_PORT": _int("SMTP_PORT", 25),
         "ALERT_EMAIL_TO": os.environ.get("ALERT_EMAIL_TO"),
         "ALERT_WEBHOOK_URL": os.environ.get("ALERT_WEBHOOK_URL"),
+        "ALERT_EMAIL_FROM": os.environ.get("ALERT_EMAIL_FROM", "tenantpilot-ops@localhost"),
+        # Seconds before each retry of a failed alert delivery (RQ Retry, max 3 retries).
+        # Intervals > 0 wait in RQ's scheduled registry until ops.enqueue_scheduled_jobs runs.
+        "ALERT_RETRY_INTERVALS": _int_list("ALERT_RETRY_INTERVALS", "10,60,300"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WTF_CSRF_TIME_LIMIT": None,
     }

@@ -18,45 +18,59 @@ log = logging.getLogger("tenantpilot.jobs")
 MAX_CONTINUATIONS = 3
 
 
+ACCOUNT_EVERY = 10  # tenants between progress updates of the run row
+
+
 def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
-    """Execute one batch: each tenant in its own transaction with its own result row."""
+    """Execute one batch: each tenant in its own transaction with its own result row;
+    the run's counters are updated every ACCOUNT_EVERY tenants and at the end."""
     state = current_app.extensions["tenantpilot"]
     run = db.session.get(OperationRun, run_id)
     if run is None:
         return {"skipped": "run not found"}
     op = state.registry.operation_types.get(run.type)
     context = dict(run.context or {})
+    run_type = run.type
     workspaces = dict(
         db.session.execute(select(Tenant.id, Tenant.workspace_id).where(Tenant.id.in_(tenant_ids))).all()
     )
-    db.session.commit()
-    done = 0
+    runs.mark_running(run_id)
+    done = since_account = 0
     for tenant_id in tenant_ids:
         if not runs.claim_tenant(run_id, tenant_id):
             continue
-        if op is None:
-            runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unknown_operation_type",
-                               message="No installed plugin provides this operation type.")
-            continue
-        job = TenantJob(run_id=run_id, tenant_id=tenant_id, workspace_id=workspaces.get(tenant_id),
-                        operation_type=run.type, context=context)
-        try:
-            counts = runs.validate_counts(op, op.execute_tenant(job))
-        except BaseTimeoutException:
-            db.session.rollback()
-            raise  # the failure callback settles this tenant and re-dispatches the rest
-        except TenantJobError as exc:
-            db.session.rollback()
-            runs.finish_tenant(run_id, tenant_id, status="failed", reason_code=exc.reason_code, message=exc.message)
-        except Exception as exc:
-            db.session.rollback()
-            log.exception("tenant %s of run %s failed", tenant_id, run_id)
-            runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unexpected_error",
-                               message=f"Unexpected error ({type(exc).__name__}).")
-        else:
-            runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts)
+        _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context)
         done += 1
+        since_account += 1
+        if since_account >= ACCOUNT_EVERY:
+            runs.account(run_id)
+            since_account = 0
+    runs.account(run_id)
     return {"tenants": done}
+
+
+def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context) -> None:
+    if op is None:
+        runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unknown_operation_type",
+                           message="No installed plugin provides this operation type.")
+        return
+    job = TenantJob(run_id=run_id, tenant_id=tenant_id, workspace_id=workspace_id, operation_type=run_type,
+                    context=context)
+    try:
+        counts = runs.validate_counts(op, op.execute_tenant(job))
+    except BaseTimeoutException:
+        db.session.rollback()
+        raise  # the failure callback settles this tenant and re-dispatches the rest
+    except TenantJobError as exc:
+        db.session.rollback()
+        runs.finish_tenant(run_id, tenant_id, status="failed", reason_code=exc.reason_code, message=exc.message)
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("tenant %s of run %s failed", tenant_id, run_id)
+        runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unexpected_error",
+                           message=f"Unexpected error ({type(exc).__name__}).")
+    else:
+        runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts)
 
 
 def handle_batch_failure(job, connection, exc_type, exc_value, traceback) -> None:
@@ -94,11 +108,14 @@ def handle_batch_failure(job, connection, exc_type, exc_value, traceback) -> Non
 
 
 def reap_abandoned_jobs() -> int:
-    """Let RQ find started jobs whose worker vanished; their failure callbacks settle the
-    tenants. Returns how many registries were checked."""
+    """Let RQ find started jobs whose worker vanished (their failure callbacks settle the
+    tenants), then account rows a dead worker settled but never accounted. Returns how
+    many runs were swept."""
     from .queue import all_queues
 
-    queues = all_queues()
-    for q in queues:
+    for q in all_queues():
         q.started_job_registry.cleanup()
-    return len(queues)
+    swept = runs.unaccounted_runs()
+    for run_id in swept:
+        runs.account(run_id)
+    return len(swept)

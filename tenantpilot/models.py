@@ -192,7 +192,12 @@ class OperationRunTenant(db.Model):
     """Per-tenant result row of a run: the unit of isolation and of exactly-once counting."""
 
     __tablename__ = "operation_run_tenants"
-    __table_args__ = (Index("ix_operation_run_tenants_run_status", "run_id", "status"),)
+    __table_args__ = (
+        Index("ix_operation_run_tenants_run_status", "run_id", "status"),
+        # Small: only rows settled but not yet folded into the run's counters.
+        Index("ix_operation_run_tenants_unaccounted", "run_id",
+              postgresql_where=text("NOT accounted"), sqlite_where=text("NOT accounted")),
+    )
     run_id: Mapped[int] = mapped_column(db.ForeignKey("operation_runs.id"), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(db.ForeignKey("tenants.id"), primary_key=True)
     # pending -> running -> succeeded | failed | skipped ; pending -> cancelled
@@ -201,6 +206,8 @@ class OperationRunTenant(db.Model):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     reason_code: Mapped[str | None] = mapped_column(db.String(60))
     message: Mapped[str | None] = mapped_column(db.String(300))
+    # Settled rows are folded into the run's counters once, in batches (runs.account).
+    accounted: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     started_at = mapped_column(db.DateTime, nullable=True)
     finished_at = mapped_column(db.DateTime, nullable=True)
 

@@ -79,6 +79,31 @@ def enqueue_batches(run_id: int, batches: dict[str, list[int]], continuation: in
     ensure_embedded_worker(app)
 
 
+def enqueue_due_scheduled_jobs(app=None) -> int:
+    """Move due jobs from each queue's ScheduledJobRegistry back onto the queue (RQ retries
+    with an interval > 0 land there). Our workers run without RQ's own scheduler process
+    (it would fork, and cannot reach the embedded fakeredis server), so the one tenantpilot
+    scheduler does this. RQ's per-queue scheduler locks are taken, so it is safe next to a
+    worker started with --with-scheduler too. Returns how many jobs were enqueued."""
+    from rq.scheduler import RQScheduler
+
+    app = app or current_app
+    queues = all_queues(app)
+    due = sum(len(q.scheduled_job_registry.get_jobs_to_schedule()) for q in queues)
+    if not due:
+        return 0
+    scheduler = RQScheduler(queues, connection=app.extensions["tenantpilot"].redis)
+    scheduler.acquire_locks()
+    try:
+        if scheduler.acquired_locks:
+            scheduler.enqueue_scheduled_jobs()
+    finally:
+        scheduler.release_locks()
+    if due:
+        ensure_embedded_worker(app)
+    return due
+
+
 class AppWorker(SimpleWorker):
     """Runs every job inside a fresh app context of the worker's app."""
 

@@ -125,7 +125,7 @@ def create(
         ]
         rows += [
             {"run_id": run.id, "tenant_id": tid, "status": "skipped", "reason_code": skipped[tid], "counts": {},
-             "finished_at": utcnow()}
+             "finished_at": utcnow(), "accounted": True}
             for tid, _ws in tenants if tid in skipped
         ]
         if rows:
@@ -174,76 +174,125 @@ def _lock_run(run_id: int) -> None:
     db.session.execute(update(OperationRun).where(OperationRun.id == run_id).values(id=OperationRun.id))
 
 
-def claim_tenant(run_id: int, tenant_id: int) -> bool:
-    """pending → running; False if the tenant was already taken, settled or cancelled."""
+def mark_running(run_id: int) -> None:
+    """queued → running (the first batch to start does it)."""
     now = utcnow()
-    _lock_run(run_id)
-    res = db.session.execute(
-        update(OperationRunTenant)
-        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.tenant_id == tenant_id,
-               OperationRunTenant.status == "pending")
-        .values(status="running", started_at=now)
-    )
-    if res.rowcount != 1:
-        db.session.rollback()
-        return False
     db.session.execute(
         update(OperationRun).where(OperationRun.id == run_id, OperationRun.status == "queued")
         .values(status="running", started_at=now)
     )
     db.session.commit()
-    return True
+
+
+def claim_tenant(run_id: int, tenant_id: int) -> bool:
+    """pending → running, committed before the tenant's work starts, so a worker that dies
+    mid-tenant leaves exactly that tenant 'running'. False if already taken or cancelled."""
+    res = db.session.execute(
+        update(OperationRunTenant)
+        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.tenant_id == tenant_id,
+               OperationRunTenant.status == "pending")
+        .values(status="running", started_at=utcnow())
+    )
+    db.session.commit()
+    return res.rowcount == 1
 
 
 def finish_tenant(run_id: int, tenant_id: int, *, status: str, counts: dict | None = None,
                   reason_code: str | None = None, message: str | None = None) -> bool:
-    """running → succeeded|failed, committed together with the caller's pending domain
-    writes and the run's counters. Returns True if this call completed the run."""
-    return settle(run_id, [tenant_id], from_statuses=("running",), to_status=status, counts=counts,
-                  reason_code=reason_code, message=message)
+    """running → succeeded|failed in the caller's transaction (with its domain writes),
+    then commit. Touches only this tenant's row: the run's counters follow in account()."""
+    ok = _transition(run_id, [tenant_id], ("running",), status, counts, reason_code, message)
+    if not ok:
+        db.session.rollback()  # someone (the reaper) settled it already: discard our writes
+        return False
+    db.session.commit()
+    return True
 
 
-def settle(run_id: int, tenant_ids: list[int] | None, *, from_statuses: tuple, to_status: str,
-           counts: dict | None = None, reason_code: str | None = None, message: str | None = None) -> bool:
-    """Move tenant rows (all of the run's when tenant_ids is None) from one of
-    from_statuses to to_status and account them; True if this completed the run."""
-    now = utcnow()
-    reason = safe_reason(reason_code) if reason_code else None
-    message = safe_message(message) if message else None
-    _lock_run(run_id)
+def _transition(run_id, tenant_ids, from_statuses, to_status, counts=None, reason_code=None, message=None) -> int:
     stmt = (
         update(OperationRunTenant)
         .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status.in_(from_statuses))
-        .values(status=to_status, counts=counts or {}, reason_code=reason, message=message, finished_at=now)
-        .returning(OperationRunTenant.tenant_id)
+        .values(status=to_status, counts=counts or {}, finished_at=utcnow(),
+                reason_code=safe_reason(reason_code) if reason_code else None,
+                message=safe_message(message) if message else None)
     )
     if tenant_ids is not None:
         stmt = stmt.where(OperationRunTenant.tenant_id.in_(tenant_ids))
-    settled = [r[0] for r in db.session.execute(stmt)]
-    if not settled:
-        db.session.rollback()
+    return db.session.execute(stmt).rowcount
+
+
+def settle(run_id: int, tenant_ids: list[int] | None, *, from_statuses: tuple, to_status: str,
+           reason_code: str | None = None, message: str | None = None) -> bool:
+    """Bulk transition (cancel, abort, abandoned job) and accounting in one transaction.
+    True if this completed the run."""
+    _lock_run(run_id)
+    _transition(run_id, tenant_ids, from_statuses, to_status, None, reason_code, message)
+    return _account_locked(run_id)
+
+
+def account(run_id: int) -> bool:
+    """Fold settled, not yet accounted tenant rows into the run's counters; complete the
+    run when every tenant is accounted. Safe to call from anywhere, any number of times:
+    each row is accounted once, under the run-row lock. True if this completed the run."""
+    _lock_run(run_id)
+    return _account_locked(run_id)
+
+
+SETTLED = ("succeeded", "failed", "skipped", "cancelled")
+
+
+def _account_locked(run_id: int) -> bool:
+    rows = db.session.execute(
+        update(OperationRunTenant)
+        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.accounted.is_(False),
+               OperationRunTenant.status.in_(SETTLED))
+        .values(accounted=True)
+        .returning(OperationRunTenant.tenant_id, OperationRunTenant.status, OperationRunTenant.counts,
+                   OperationRunTenant.reason_code, OperationRunTenant.message)
+    ).all()
+    if not rows:
+        db.session.commit()
         return False
     run = db.session.execute(
         select(OperationRun).where(OperationRun.id == run_id).execution_options(populate_existing=True)
     ).scalar_one()
-    n = len(settled)
-    run.tenants_done += n
-    if to_status == "failed":
-        run.tenants_failed += n
-    elif to_status == "skipped":
-        run.tenants_skipped += n
     summary = dict(run.summary_counts or {})
-    for key, value in (counts or {}).items():
-        summary[key] = summary.get(key, 0) + value * n
+    failures = list(run.failure_summary or [])
+    for tenant_id, status, counts, reason, message in rows:
+        run.tenants_done += 1
+        if status == "failed":
+            run.tenants_failed += 1
+            if len(failures) < MAX_FAILURES_KEPT:
+                failures.append({"reason_code": reason or "unexpected_error", "message": message or "",
+                                 "tenant_id": tenant_id})
+        elif status == "skipped":
+            run.tenants_skipped += 1
+        for key, value in (counts or {}).items():
+            summary[key] = summary.get(key, 0) + value
     summary["tenants"] = run.tenants_done
     summary["failed"] = run.tenants_failed
     run.summary_counts = summary
-    if to_status == "failed" and len(run.failure_summary or []) < MAX_FAILURES_KEPT:
-        room = MAX_FAILURES_KEPT - len(run.failure_summary or [])
-        run.failure_summary = list(run.failure_summary or []) + [
-            {"reason_code": reason or "unexpected_error", "message": message or "", "tenant_id": tid}
-            for tid in settled[:room]
-        ]
+    run.failure_summary = failures
+    if run.status != "completed" and not (run.context or {}).get("circuit_open") and _circuit_trips(run):
+        # Stop dispatching: pending tenants are cancelled (their jobs will find nothing to
+        # claim) and accounted right here; running ones finish and account later.
+        run.context = {**(run.context or {}), "circuit_open": True}
+        n = _transition(run_id, None, ("pending",), "cancelled", None, "circuit_open",
+                        "Not run: the circuit breaker stopped this run after too many failures.")
+        if n:
+            db.session.execute(
+                update(OperationRunTenant)
+                .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status == "cancelled",
+                       OperationRunTenant.accounted.is_(False))
+                .values(accounted=True))
+            run.tenants_done += n
+            summary["tenants"] = run.tenants_done
+            run.summary_counts = dict(summary)
+        failures.insert(0, {"reason_code": "circuit_open", "tenant_id": None,
+                            "message": f"Circuit breaker opened: {run.tenants_failed} of "
+                                       f"{run.tenants_done - run.tenants_skipped - n} tenants failed."})
+        run.failure_summary = failures[:MAX_FAILURES_KEPT]
     completed_now = False
     if run.tenants_done >= run.tenants_total and run.status != "completed":
         _mark_completed(run)
@@ -252,6 +301,22 @@ def settle(run_id: int, tenant_ids: list[int] | None, *, from_statuses: tuple, t
     if completed_now:
         _after_completion(run_id)
     return completed_now
+
+
+def _circuit_trips(run: OperationRun) -> bool:
+    op = current_app.extensions["tenantpilot"].registry.operation_types.get(run.type)
+    if op is None:
+        return False
+    attempted = run.tenants_done - run.tenants_skipped
+    return attempted >= op.circuit_min_tenants and run.tenants_failed > op.circuit_failure_ratio * attempted
+
+
+def unaccounted_runs() -> list[int]:
+    """Runs with settled rows nobody accounted (their worker died in between)."""
+    return list(db.session.scalars(
+        select(OperationRunTenant.run_id).where(OperationRunTenant.accounted.is_(False),
+                                                OperationRunTenant.status.in_(SETTLED)).distinct()
+    ))
 
 
 def validate_counts(op, counts) -> dict:
@@ -273,7 +338,7 @@ def _mark_completed(run: OperationRun) -> None:
         run.started_at = run.completed_at
     if run.cancel_requested:
         run.outcome = "cancelled"
-    elif (run.context or {}).get("aborted"):
+    elif (run.context or {}).get("aborted") or (run.context or {}).get("circuit_open"):
         run.outcome = "failed"
     elif run.tenants_failed == 0:
         run.outcome = "succeeded"
@@ -304,13 +369,11 @@ def cancel(run_id: int) -> bool:
         update(OperationRun).where(OperationRun.id == run_id, OperationRun.status.in_(("queued", "running")))
         .values(cancel_requested=True)
     )
-    db.session.commit()
     if res.rowcount != 1:
-        return False
-    completed = settle(run_id, None, from_statuses=("pending",), to_status="cancelled")
-    if not completed:
-        # Nothing was pending: the last running tenant will complete it as cancelled.
         db.session.rollback()
+        return False
+    _transition(run_id, None, ("pending",), "cancelled")
+    _account_locked(run_id)
     return True
 
 
@@ -320,8 +383,8 @@ def abort(run_id: int, reason_code: str, message: str) -> None:
     run = db.session.get(OperationRun, run_id)
     run.context = {**(run.context or {}), "aborted": reason_code}
     db.session.flush()
-    settle(run_id, None, from_statuses=("pending", "running"), to_status="failed",
-           reason_code=reason_code, message=message)
+    _transition(run_id, None, ("pending", "running"), "failed", None, reason_code, message)
+    _account_locked(run_id)
 
 
 def pending_count(run_id: int) -> int:

@@ -186,8 +186,9 @@ def make_app(tp_template_db, tmp_path):
         if b.database_url:
             db_url = tp_template_db
         else:
-            path = tmp_path / f"db-{len(made)}.sqlite"
-            shutil.copy(tp_template_db, path)
+            path = tmp_path / "db.sqlite"  # every app of one test shares it, as with PostgreSQL
+            if not path.exists():
+                shutil.copy(tp_template_db, path)
             db_url = f"sqlite:///{path}"
         settings = {
             "TESTING": True,

@@ -161,7 +161,9 @@ def test_plugin_migration_branches_join_version_locations(app):
 
     with app.app_context():
         config = app.extensions["migrate"].migrate.get_config()
-    locations = config.get_main_option("version_locations").split()
+    import os
+
+    locations = config.get_main_option("version_locations").split(os.pathsep)
     assert locations[0].endswith("migrations/versions")
 
 
