@@ -36,24 +36,34 @@ def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
     )
     runs.mark_running(run_id)
     done = since_account = 0
-    for tenant_id in tenant_ids:
-        if not runs.claim_tenant(run_id, tenant_id):
+    i, n = 0, len(tenant_ids)
+    while i < n:
+        if not runs.claim_tenant(run_id, tenant_ids[i]):  # taken, settled or cancelled
+            i += 1
             continue
-        _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context)
-        done += 1
-        since_account += 1
-        if since_account >= ACCOUNT_EVERY:
-            runs.account(run_id)
-            since_account = 0
+        # Work through a chain of claimed tenants: each commit settles one and claims the next.
+        while i < n:
+            tenant_id, i = tenant_ids[i], i + 1
+            claim_next = tenant_ids[i] if i < n else None
+            next_claimed = _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context,
+                                        claim_next)
+            done += 1
+            since_account += 1
+            if since_account >= ACCOUNT_EVERY:
+                runs.account(run_id)
+                since_account = 0
+            if not next_claimed:
+                break
     runs.account(run_id)
     return {"tenants": done}
 
 
-def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context) -> None:
+def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context, claim_next) -> bool:
+    """Run one claimed tenant; returns whether claim_next was claimed in its commit."""
     if op is None:
-        runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unknown_operation_type",
-                           message="No installed plugin provides this operation type.")
-        return
+        return runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unknown_operation_type",
+                                  message="No installed plugin provides this operation type.",
+                                  claim_next=claim_next)[1]
     job = TenantJob(run_id=run_id, tenant_id=tenant_id, workspace_id=workspace_id, operation_type=run_type,
                     context=context)
     try:
@@ -63,14 +73,16 @@ def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context) -> None
         raise  # the failure callback settles this tenant and re-dispatches the rest
     except TenantJobError as exc:
         db.session.rollback()
-        runs.finish_tenant(run_id, tenant_id, status="failed", reason_code=exc.reason_code, message=exc.message)
+        result = runs.finish_tenant(run_id, tenant_id, status="failed", reason_code=exc.reason_code,
+                                    message=exc.message, claim_next=claim_next)
     except Exception as exc:
         db.session.rollback()
         log.exception("tenant %s of run %s failed", tenant_id, run_id)
-        runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unexpected_error",
-                           message=f"Unexpected error ({type(exc).__name__}).")
+        result = runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unexpected_error",
+                                    message=f"Unexpected error ({type(exc).__name__}).", claim_next=claim_next)
     else:
-        runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts)
+        result = runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts, claim_next=claim_next)
+    return result[1]
 
 
 def handle_batch_failure(job, connection, exc_type, exc_value, traceback) -> None:

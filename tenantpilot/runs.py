@@ -184,41 +184,53 @@ def mark_running(run_id: int) -> None:
     db.session.commit()
 
 
+# The hot per-tenant statements go through the Core table: the ORM-enabled UPDATE path
+# costs more than the database round trip itself (measured: ~40% of a no-op tenant).
+_RT = OperationRunTenant.__table__
+
+
 def claim_tenant(run_id: int, tenant_id: int) -> bool:
     """pending → running, committed before the tenant's work starts, so a worker that dies
     mid-tenant leaves exactly that tenant 'running'. False if already taken or cancelled."""
+    claimed = _claim(run_id, tenant_id)
+    db.session.commit()
+    return claimed
+
+
+def _claim(run_id: int, tenant_id: int) -> bool:
     res = db.session.execute(
-        update(OperationRunTenant)
-        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.tenant_id == tenant_id,
-               OperationRunTenant.status == "pending")
+        update(_RT)
+        .where(_RT.c.run_id == run_id, _RT.c.tenant_id == tenant_id, _RT.c.status == "pending")
         .values(status="running", started_at=utcnow())
     )
-    db.session.commit()
     return res.rowcount == 1
 
 
 def finish_tenant(run_id: int, tenant_id: int, *, status: str, counts: dict | None = None,
-                  reason_code: str | None = None, message: str | None = None) -> bool:
-    """running → succeeded|failed in the caller's transaction (with its domain writes),
-    then commit. Touches only this tenant's row: the run's counters follow in account()."""
-    ok = _transition(run_id, [tenant_id], ("running",), status, counts, reason_code, message)
-    if not ok:
+                  reason_code: str | None = None, message: str | None = None,
+                  claim_next: int | None = None) -> tuple[bool, bool]:
+    """running → succeeded|failed in the caller's transaction (with its domain writes) and,
+    in the same commit, claim the batch's next tenant (one commit per tenant instead of
+    two). Touches only tenant rows: the run's counters follow in account().
+    Returns (finished, next_claimed)."""
+    if not _transition(run_id, [tenant_id], ("running",), status, counts, reason_code, message):
         db.session.rollback()  # someone (the reaper) settled it already: discard our writes
-        return False
+        return False, False
+    next_claimed = claim_next is not None and _claim(run_id, claim_next)
     db.session.commit()
-    return True
+    return True, next_claimed
 
 
 def _transition(run_id, tenant_ids, from_statuses, to_status, counts=None, reason_code=None, message=None) -> int:
     stmt = (
-        update(OperationRunTenant)
-        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status.in_(from_statuses))
+        update(_RT)
+        .where(_RT.c.run_id == run_id, _RT.c.status.in_(from_statuses))
         .values(status=to_status, counts=counts or {}, finished_at=utcnow(),
                 reason_code=safe_reason(reason_code) if reason_code else None,
                 message=safe_message(message) if message else None)
     )
     if tenant_ids is not None:
-        stmt = stmt.where(OperationRunTenant.tenant_id.in_(tenant_ids))
+        stmt = stmt.where(_RT.c.tenant_id.in_(tenant_ids) if len(tenant_ids) > 1 else _RT.c.tenant_id == tenant_ids[0])
     return db.session.execute(stmt).rowcount
 
 

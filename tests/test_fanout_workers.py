@@ -67,7 +67,7 @@ def test_200_tenants_two_worker_processes_exact_counts_and_one_completion(app, f
     assert run.summary_counts == {"processed": 198, "updated": 198, "tenants": 200, "failed": 2}
     statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
     assert statuses.count("succeeded") == 198 and statuses.count("failed") == 2
-    assert count(app, Notification, Notification.run_id == run_id) == 1  # completed exactly once
+    assert count(app, Notification, Notification.run_id == run_id, Notification.kind == "operations.run.completed") == 1  # completed exactly once
 
 
 def test_worker_killed_mid_job_fails_that_tenant_and_the_run_still_completes(app, factory, drain, tmp_path):

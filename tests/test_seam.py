@@ -115,7 +115,7 @@ def test_fan_out_counts_failures_and_completes_once(app, factory, drain):
     text = str(run.failure_summary)
     assert "@" not in text and "secret-token" not in text and "Traceback" not in text
     # Exactly one completion → exactly one notification to the initiator.
-    assert count(app, Notification, Notification.run_id == run_id) == 1
+    assert count(app, Notification, Notification.run_id == run_id, Notification.kind == "operations.run.completed") == 1
     assert len(ids) == 30
 
 
@@ -364,4 +364,4 @@ def test_a_failing_completion_hook_does_not_stop_the_others(make_app, factory, d
     _, run_id, _ = start(app, platform_actor(app, f.platform_user()))
     drain(app)
     assert run_row(app, run_id).outcome == "succeeded"
-    assert count(app, Notification, Notification.run_id == run_id) == 1
+    assert count(app, Notification, Notification.run_id == run_id, Notification.kind == "operations.run.completed") == 1
