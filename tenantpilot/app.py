@@ -122,6 +122,8 @@ def _templates(app: Flask, pm) -> None:
         [FileSystemLoader(str(Path(app.instance_path) / "templates"))]
         + [FileSystemLoader(d) for d in plugin_template_dirs(pm)]
         + [core, PrefixLoader({"core": core}, delimiter=":")]
+        # Last: template folders of mounted third-party blueprints (rq-dashboard).
+        + [app.create_global_jinja_loader()]
     )
     from .web import filters
 
@@ -129,11 +131,17 @@ def _templates(app: Flask, pm) -> None:
 
 
 def _blueprints(app: Flask, pm) -> None:
-    from .web import admin, errors, public, system
+    from .web import admin, errors, ops, public, system
 
     app.register_blueprint(public.bp)
     app.register_blueprint(system.bp, url_prefix="/system")
+    app.register_blueprint(ops.bp, url_prefix="/system/ops")
     app.register_blueprint(admin.bp, url_prefix="/admin")
+    # rq-dashboard needs app config and the app's Redis connection, and its endpoint names
+    # are absolute ("rq_dashboard.static"), so it is mounted here rather than via the hook.
+    from .web import rqdash
+
+    rqdash.mount(app)
     errors.register(app)
     for plane, prefix in (("system", "/system"), ("admin", "/admin")):
         for blueprints in pm.hook.tenantpilot_register_blueprints(app=app, plane=plane):

@@ -15,7 +15,7 @@ from .capabilities import PLATFORM_CAPABILITIES
 
 ENTRY_POINT_GROUP = "tenantpilot"
 # Core features implemented as plugins of the core itself (as Datasette does).
-DEFAULT_PLUGINS = ("tenantpilot.notify", "tenantpilot.alerts", "tenantpilot.housekeeping")
+DEFAULT_PLUGINS = ("tenantpilot.notify", "tenantpilot.alerts", "tenantpilot.housekeeping", "tenantpilot.runbook_events")
 
 
 class StartupError(RuntimeError):

@@ -80,28 +80,27 @@ def enqueue_batches(run_id: int, batches: dict[str, list[int]], continuation: in
 
 
 def enqueue_due_scheduled_jobs(app=None) -> int:
-    """Move due jobs from each queue's ScheduledJobRegistry back onto the queue (RQ retries
-    with an interval > 0 land there). Our workers run without RQ's own scheduler process
-    (it would fork, and cannot reach the embedded fakeredis server), so the one tenantpilot
-    scheduler does this. RQ's per-queue scheduler locks are taken, so it is safe next to a
-    worker started with --with-scheduler too. Returns how many jobs were enqueued."""
-    from rq.scheduler import RQScheduler
-
+    """Move due jobs from each queue's ScheduledJobRegistry back onto their queue (RQ
+    retries with an interval > 0 wait there). Our workers run without RQ's scheduler
+    process (it forks, and needs Lua, which the embedded fakeredis lacks), so the one
+    tenantpilot scheduler does it. A job is enqueued only by whoever removed it from the
+    registry (ZREM is atomic), so concurrent callers never enqueue it twice.
+    Returns how many jobs were moved."""
     app = app or current_app
-    queues = all_queues(app)
-    due = sum(len(q.scheduled_job_registry.get_jobs_to_schedule()) for q in queues)
-    if not due:
-        return 0
-    scheduler = RQScheduler(queues, connection=app.extensions["tenantpilot"].redis)
-    scheduler.acquire_locks()
-    try:
-        if scheduler.acquired_locks:
-            scheduler.enqueue_scheduled_jobs()
-    finally:
-        scheduler.release_locks()
-    if due:
+    moved = 0
+    for q in all_queues(app):
+        registry = q.scheduled_job_registry
+        for job_id in registry.get_jobs_to_schedule():
+            if not q.connection.zrem(registry.key, job_id):
+                continue  # someone else moved it
+            job = q.fetch_job(job_id)
+            if job is None:
+                continue  # expired meanwhile
+            q.enqueue_job(job, at_front=job.should_enqueue_at_front())
+            moved += 1
+    if moved:
         ensure_embedded_worker(app)
-    return due
+    return moved
 
 
 class AppWorker(SimpleWorker):

@@ -285,7 +285,7 @@ def _account_locked(run_id: int) -> bool:
     summary["tenants"] = run.tenants_done
     summary["failed"] = run.tenants_failed
     run.summary_counts = summary
-    run.failure_summary = failures
+    run.failure_summary = list(failures)  # a copy: never mutate a list the session has flushed
     if run.status != "completed" and not (run.context or {}).get("circuit_open") and _circuit_trips(run):
         # Stop dispatching: pending tenants are cancelled (their jobs will find nothing to
         # claim) and accounted right here; running ones finish and account later.
@@ -294,17 +294,15 @@ def _account_locked(run_id: int) -> bool:
                         "Not run: the circuit breaker stopped this run after too many failures.")
         if n:
             db.session.execute(
-                update(OperationRunTenant)
-                .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status == "cancelled",
-                       OperationRunTenant.accounted.is_(False))
+                update(_RT).where(_RT.c.run_id == run_id, _RT.c.status == "cancelled", _RT.c.accounted.is_(False))
                 .values(accounted=True))
             run.tenants_done += n
             summary["tenants"] = run.tenants_done
             run.summary_counts = dict(summary)
-        failures.insert(0, {"reason_code": "circuit_open", "tenant_id": None,
-                            "message": f"Circuit breaker opened: {run.tenants_failed} of "
-                                       f"{run.tenants_done - run.tenants_skipped - n} tenants failed."})
-        run.failure_summary = failures[:MAX_FAILURES_KEPT]
+        circuit = {"reason_code": "circuit_open", "tenant_id": None,
+                   "message": f"Circuit breaker opened: {run.tenants_failed} of "
+                              f"{run.tenants_done - run.tenants_skipped - n} tenants failed."}
+        run.failure_summary = ([circuit] + failures)[:MAX_FAILURES_KEPT]
     completed_now = False
     if run.tenants_done >= run.tenants_total and run.status != "completed":
         _mark_completed(run)

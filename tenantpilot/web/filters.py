@@ -10,7 +10,7 @@ BADGES = {
     "queued": "neutral", "running": "info", "completed": "neutral",
     "pending": "neutral", "succeeded": "ok", "partially_succeeded": "warn", "failed": "bad",
     "blocked": "warn", "cancelled": "neutral", "skipped": "neutral", "success": "ok",
-    "enabled": "ok", "paused": "warn",
+    "enabled": "ok", "paused": "warn", "sent": "ok",
 }
 
 

@@ -1,7 +1,8 @@
 """Flask-WTF forms (CSRF included)."""
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Regexp
+from wtforms import (HiddenField, IntegerField, PasswordField, RadioField, SelectField, StringField,
+                     TextAreaField, ValidationError)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 
 class LoginForm(FlaskForm):
@@ -24,3 +25,47 @@ class EmptyForm(FlaskForm):
 
 class WorkspaceForm(FlaskForm):
     workspace_id = SelectField("Workspace", coerce=int)
+
+
+class PreflightForm(FlaskForm):
+    """Scope of a runbook preflight. Workspace and tenant are required only for their kind."""
+
+    kind = RadioField("Scope", validators=[DataRequired(message="Choose a scope.")])
+    workspace_id = SelectField("Workspace", coerce=int, validate_choice=False, default=0)
+    tenant_query = StringField("Find a tenant", validators=[Optional(), Length(max=100)])
+    tenant_id = IntegerField("Tenant", validators=[Optional()])
+
+    def validate_workspace_id(self, field):
+        if self.kind.data == "workspace":
+            from ..extensions import db
+            from ..models import Workspace
+
+            if not field.data or db.session.get(Workspace, field.data) is None:
+                raise ValidationError("Choose a workspace.")
+
+    def validate_tenant_id(self, field):
+        if self.kind.data == "single_tenant":
+            from ..extensions import db
+            from ..models import Tenant
+
+            tenant = db.session.get(Tenant, field.data) if field.data else None
+            if tenant is None or tenant.status != "active" or tenant.is_platform:
+                raise ValidationError("Choose an active tenant from the search results.")
+
+    def scope(self) -> dict:
+        if self.kind.data == "workspace":
+            return {"kind": "workspace", "workspace_id": self.workspace_id.data, "tenant_id": None}
+        if self.kind.data == "single_tenant":
+            from ..extensions import db
+            from ..models import Tenant
+
+            tenant = db.session.get(Tenant, self.tenant_id.data)
+            return {"kind": "single_tenant", "workspace_id": tenant.workspace_id, "tenant_id": tenant.id}
+        return {"kind": "all_tenants", "workspace_id": None, "tenant_id": None}
+
+
+class RunForm(FlaskForm):
+    preflight = HiddenField()
+    confirmation = StringField("Confirmation", validators=[DataRequired(message="Type the confirmation word.")])
+    reason_code = SelectField("Reason", validators=[DataRequired(message="Choose a reason code.")])
+    reason_text = TextAreaField("Reason details", validators=[Optional(), Length(max=500, message="At most 500 characters.")])

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from .. import audit
 from ..actors import Actor
 from ..extensions import db
-from ..models import BreakGlassSession, OperationRun, PlatformUser
+from ..models import AlertDelivery, BreakGlassSession, OperationRun, PlatformUser
 from ..planes import platform_required
 from ..timeutil import utcnow
 from .auth import login_view
@@ -129,3 +129,26 @@ def break_glass_stop():
                      target=("break_glass_session", session.id, None), summary="Break-glass session ended")
         flash("Break-glass session ended.", "info")
     return redirect(url_for("system.console"))
+
+
+ALERTS_PAGE_SIZE = 50
+
+
+@bp.get("/ops/alerts")
+@platform_required("platform.ops.view")
+def alerts():
+    """Alert deliveries (operations.run.failed), newest first, keyset-paginated by id."""
+    query = select(AlertDelivery).order_by(AlertDelivery.id.desc()).limit(ALERTS_PAGE_SIZE + 1)
+    status = request.args.get("status")
+    if status in ("pending", "sent", "failed"):
+        query = query.where(AlertDelivery.status == status)
+    else:
+        status = None
+    before = request.args.get("before", type=int)
+    if before:
+        query = query.where(AlertDelivery.id < before)
+    rows = db.session.execute(query).scalars().all()
+    more = len(rows) > ALERTS_PAGE_SIZE
+    rows = rows[:ALERTS_PAGE_SIZE]
+    return render_template("system/alerts.html", deliveries=rows, status=status,
+                           next_before=rows[-1].id if more else None)

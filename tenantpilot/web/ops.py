@@ -1,0 +1,379 @@
+"""Runbooks and runs on the platform plane (/system/ops): catalog → preflight → confirm →
+start (through the seam), the runs list and a run's detail page."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
+                   url_for)
+from flask_login import current_user
+from sqlalchemy import and_, exists, func, or_, select
+
+from .. import audit, controls, seam
+from ..actors import Actor
+from ..api import REASON_CODES
+from ..extensions import db
+from ..models import AuditLog, OperationRun, OperationRunTenant, Tenant, Workspace
+from ..planes import platform_required
+from ..runs import Scope, tenant_universe
+from ..timeutil import utcnow
+from .forms import EmptyForm, PreflightForm, RunForm
+from .system import current_actor
+
+bp = Blueprint("ops", __name__)
+
+PREFLIGHT_MAX_AGE = timedelta(minutes=15)
+DRIFT_TOLERANCE = 0.10
+PAGE_SIZE = 50
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+RUN_STATUSES = ("queued", "running", "completed")
+OUTCOMES = ("pending", "succeeded", "partially_succeeded", "failed", "blocked", "cancelled")
+
+
+def registry():
+    return current_app.extensions["tenantpilot"].registry
+
+
+def visible_runbook(key: str):
+    """404 for an unknown runbook, 403 without the runbook's own capability."""
+    runbook = registry().runbooks.get(key)
+    if runbook is None:
+        abort(404)
+    if not current_user.can(runbook.capability):
+        abort(403)
+    return runbook
+
+
+def scope_label(scope: dict) -> str:
+    if scope.get("kind") == "workspace":
+        ws = db.session.get(Workspace, scope.get("workspace_id"))
+        return f"workspace {ws.name}" if ws else "a workspace"
+    if scope.get("kind") == "single_tenant":
+        tenant = db.session.get(Tenant, scope.get("tenant_id"))
+        return f"tenant {tenant.name}" if tenant else "a tenant"
+    return "all tenants"
+
+
+def run_preflight(runbook, scope: dict) -> dict:
+    """Preflight is read-only by contract; the savepoint rollback makes sure of it."""
+    nested = db.session.begin_nested()
+    try:
+        result = dict(runbook.preflight(dict(scope)))
+    finally:
+        nested.rollback()
+    result.setdefault("affected_count", 0)
+    result.setdefault("total_count", 0)
+    result.setdefault("estimated_tenants", 0)
+    return result
+
+
+# --- catalog -------------------------------------------------------------------------
+
+
+@bp.get("/runbooks")
+@platform_required("platform.runbooks.view")
+def runbooks():
+    cards = []
+    for rb in registry().runbooks.values():
+        if not current_user.can(rb.capability):
+            continue  # a runbook one may not run is not shown at all
+        cards.append((rb, controls.evaluate(rb.control_key, None),
+                      len(controls.paused_workspaces(rb.control_key))))
+    return render_template("system/runbooks.html", cards=cards, can_run=current_user.can("platform.runbooks.run"))
+
+
+@bp.route("/runbooks/<key>/preflight", methods=["GET", "POST"])
+@platform_required("platform.runbooks.view", "platform.runbooks.run")
+def preflight(key: str):
+    runbook = visible_runbook(key)
+    form = _preflight_form(runbook)
+    if request.method == "POST" and form.validate_on_submit():
+        scope = form.scope()
+        result = run_preflight(runbook, scope)
+        paused = controls.paused_workspaces(runbook.control_key)
+        if scope["kind"] == "all_tenants" and paused:
+            result["paused_tenants"] = sum(1 for _, ws in tenant_universe(Scope("all_tenants")) if ws in paused)
+        event = audit.record(
+            "platform.ops.runbooks.preflight", actor=current_actor(),
+            workspace_id=scope.get("workspace_id"), tenant_id=scope.get("tenant_id"),
+            target=("runbook", runbook.key, runbook.label), summary=f"Preflight of {runbook.label}",
+            metadata={"runbook": runbook.key, "scope": scope, "result": result},
+        )
+        return redirect(url_for("ops.confirm", key=key, preflight=event.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("system/preflight.html", runbook=runbook, form=form,
+                           decision=controls.evaluate(runbook.control_key, None)), status
+
+
+@bp.get("/tenant-options")
+@platform_required("platform.runbooks.view")
+def tenant_options():
+    """The tenant picker's search (htmx): active, non-platform tenants only."""
+    return render_template("system/_tenant_options.html", tenants=search_tenants(request.args.get("q", "")),
+                           selected=request.args.get("tenant_id", type=int))
+
+
+def search_tenants(query: str, limit: int = 20):
+    q = select(Tenant).where(Tenant.status == "active", Tenant.is_platform.is_(False))
+    query = (query or "").strip()
+    if query:
+        like = f"%{query.lower()}%"
+        q = q.where(or_(func.lower(Tenant.name).like(like), func.lower(Tenant.external_id).like(like)))
+    return db.session.scalars(q.order_by(Tenant.name).limit(limit)).all()
+
+
+def _preflight_form(runbook) -> PreflightForm:
+    form = PreflightForm()
+    form.kind.choices = [(s, {"all_tenants": "All tenants", "workspace": "One workspace",
+                              "single_tenant": "One tenant"}[s]) for s in runbook.scopes]
+    if not form.kind.data:
+        form.kind.data = runbook.scopes[0]
+    form.workspace_id.choices = [(0, "Choose a workspace…")] + [
+        (ws.id, ws.name) for ws in db.session.scalars(select(Workspace).order_by(Workspace.name))]
+    form.tenant_matches = search_tenants(form.tenant_query.data or "") if form.kind.data == "single_tenant" else []
+    return form
+
+
+# --- confirm and start ---------------------------------------------------------------
+
+
+def load_preflight(runbook, preflight_id) -> tuple[AuditLog | None, str | None]:
+    """The preflight this start relies on: this operator's, this runbook's, fresh."""
+    event = db.session.get(AuditLog, preflight_id) if preflight_id else None
+    if (event is None or event.action != "platform.ops.runbooks.preflight" or event.actor_type != "platform"
+            or event.actor_id != current_user.id or (event.meta or {}).get("runbook") != runbook.key):
+        return None, "Run a preflight first: a run only starts from a preflight of the same scope."
+    if utcnow() - event.recorded_at > PREFLIGHT_MAX_AGE:
+        return None, "This preflight is older than 15 minutes. Run the preflight again to see current numbers."
+    return event, None
+
+
+@bp.route("/runbooks/<key>/confirm", methods=["GET", "POST"])
+@platform_required("platform.runbooks.view", "platform.runbooks.run")
+def confirm(key: str):
+    runbook = visible_runbook(key)
+    form = RunForm()
+    form.reason_code.choices = [("", "Choose a reason…")] + [(c, c.replace("_", " ").title()) for c in REASON_CODES]
+    preflight_id = request.values.get("preflight", type=int) or form.preflight.data
+    event, problem = load_preflight(runbook, preflight_id)
+    if event is None:
+        flash(problem, "warning")
+        return redirect(url_for("ops.preflight", key=key))
+    scope, result = event.meta["scope"], event.meta["result"]
+    form.preflight.data = event.id
+    actor = current_actor()
+    reason_required = scope["kind"] in runbook.reason_required_scopes or actor.break_glass
+    outcome = None
+    if request.method == "POST" and form.validate_on_submit():
+        if form.confirmation.data.strip() != runbook.confirmation_word:
+            form.confirmation.errors.append(f"Type {runbook.confirmation_word} exactly to confirm.")
+        reason_text = (form.reason_text.data or "").strip()
+        if reason_required and len(reason_text) < 5:
+            form.reason_text.errors.append(
+                "A reason (at least 5 characters) is required for this scope"
+                + (" and during break-glass." if actor.break_glass else "."))
+        if not form.errors:
+            drift = _drift(runbook, scope, result)
+            if drift is not None:
+                form.confirmation.errors.append(drift)
+            else:
+                outcome = _start(runbook, scope, result, event, actor, form.reason_code.data, reason_text)
+                if outcome.status in ("started", "deduped", "scope_busy"):
+                    flash(outcome.message, "info")
+                    return redirect(url_for("ops.run_detail", run_id=outcome.run.id))
+                if outcome.status == "forbidden":
+                    abort(403)
+    status = 200 if request.method == "GET" else (409 if outcome and outcome.status == "blocked" else 422)
+    return render_template("system/confirm.html", runbook=runbook, form=form, scope=scope, result=result,
+                           scope_text=scope_label(scope), preflight_event=event, outcome=outcome,
+                           reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None),
+                           age_minutes=int((utcnow() - event.recorded_at).total_seconds() // 60)), status
+
+
+def _drift(runbook, scope: dict, before: dict) -> str | None:
+    """Refuse when the world moved since the preflight (more than 10% either way)."""
+    now = run_preflight(runbook, scope)["affected_count"]
+    was = before.get("affected_count", 0)
+    if abs(now - was) > DRIFT_TOLERANCE * max(was, 1):
+        return (f"The preflight found {was:,} items to change; there are now {now:,}. "
+                "Run the preflight again before starting.")
+    return None
+
+
+def _start(runbook, scope: dict, result: dict, event, actor: Actor, reason_code: str, reason_text: str):
+    outcome = seam.start(
+        runbook.key, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")), actor=actor,
+        source="system_ui",
+        context={"runbook": runbook.key, "preflight": result, "preflight_audit_id": event.id,
+                 "reason_code": reason_code, "reason_text": reason_text},
+    )
+    if outcome.status == "started":
+        audit.record("platform.ops.runbooks.start", actor=actor, workspace_id=scope.get("workspace_id"),
+                     tenant_id=scope.get("tenant_id"), target=("operation_run", outcome.run.id, runbook.label),
+                     summary=f"Started {runbook.label} for {scope_label(scope)}",
+                     metadata={"runbook": runbook.key, "scope": scope, "reason_code": reason_code,
+                               "reason_text": reason_text, "break_glass": actor.break_glass,
+                               "preflight_audit_id": event.id})
+    return outcome
+
+
+# --- runs ----------------------------------------------------------------------------
+
+
+@bp.get("/runs")
+@platform_required("platform.ops.view")
+def runs_list():
+    args = request.args
+    q = select(OperationRun)
+    filters = {"type": args.get("type") or "", "status": args.get("status") or "",
+               "outcome": args.get("outcome") or "", "tenant": args.get("tenant", type=int),
+               "window": args.get("window") if args.get("window") in WINDOWS else ""}
+    if filters["type"]:
+        q = q.where(OperationRun.type == filters["type"])
+    if filters["status"] in RUN_STATUSES:
+        q = q.where(OperationRun.status == filters["status"])
+    if filters["outcome"] in OUTCOMES:
+        q = q.where(OperationRun.outcome == filters["outcome"])
+    if filters["tenant"]:
+        touched = exists().where(OperationRunTenant.run_id == OperationRun.id,
+                                 OperationRunTenant.tenant_id == filters["tenant"])
+        q = q.where(or_(OperationRun.tenant_id == filters["tenant"], touched))
+    if filters["window"]:
+        q = q.where(OperationRun.created_at >= utcnow() - WINDOWS[filters["window"]])
+    before = args.get("before", type=int)
+    if before:
+        q = q.where(OperationRun.id < before)  # keyset: ids grow with creation time
+    rows = db.session.scalars(q.order_by(OperationRun.id.desc()).limit(PAGE_SIZE + 1)).all()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    next_args = {k: v for k, v in args.items() if k != "before"}
+    return render_template("system/runs.html", runs=rows, filters=filters, types=sorted(registry().operation_types),
+                           statuses=RUN_STATUSES, outcomes=OUTCOMES, windows=WINDOWS,
+                           next_url=url_for("ops.runs_list", **next_args, before=rows[-1].id) if more else None,
+                           first_url=url_for("ops.runs_list", **next_args) if before else None)
+
+
+def _run_or_404(run_id: int) -> OperationRun:
+    run = db.session.get(OperationRun, run_id)
+    if run is None:
+        abort(404)
+    g.run_id = run.id
+    return run
+
+
+TENANT_PAGE = 100
+
+
+@bp.get("/runs/<int:run_id>")
+@platform_required("platform.ops.view")
+def run_detail(run_id: int):
+    run = _run_or_404(run_id)
+    status_filter = request.args.get("tenant_status") or ""
+    q = (select(OperationRunTenant, Tenant.name).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
+         .where(OperationRunTenant.run_id == run.id))
+    if status_filter:
+        q = q.where(OperationRunTenant.status == status_filter)
+    after = request.args.get("after", type=int) or 0
+    tenant_rows = db.session.execute(
+        q.where(OperationRunTenant.tenant_id > after).order_by(OperationRunTenant.tenant_id).limit(TENANT_PAGE + 1)
+    ).all()
+    more = len(tenant_rows) > TENANT_PAGE
+    tenant_rows = tenant_rows[:TENANT_PAGE]
+    by_status = dict(db.session.execute(
+        select(OperationRunTenant.status, func.count()).where(OperationRunTenant.run_id == run.id)
+        .group_by(OperationRunTenant.status)).all())
+    events = db.session.scalars(
+        select(AuditLog).where(or_(and_(AuditLog.target_type == "operation_run", AuditLog.target_id == str(run.id)),
+                                   AuditLog.id == (run.context or {}).get("preflight_audit_id", -1)))
+        .order_by(AuditLog.id)).all()
+    runbook = registry().runbooks.get(run.type)
+    return render_template(
+        "system/run_detail.html", run=run, tenant_rows=tenant_rows, by_status=by_status, events=events,
+        runbook=runbook, status_filter=status_filter, form=EmptyForm(),
+        next_url=url_for("ops.run_detail", run_id=run.id, tenant_status=status_filter or None,
+                         after=tenant_rows[-1][0].tenant_id) if more else None,
+        can_run=current_user.can("platform.runbooks.run") and (runbook is None or current_user.can(runbook.capability)),
+        parent=db.session.get(OperationRun, run.parent_run_id) if run.parent_run_id else None,
+        retries=db.session.scalars(select(OperationRun.id).where(OperationRun.parent_run_id == run.id)).all(),
+    )
+
+
+@bp.get("/runs/<int:run_id>/progress")
+@platform_required("platform.ops.view")
+def run_progress(run_id: int):
+    """The live part of the detail page; htmx polls it while the run is active."""
+    return render_template("system/_run_progress.html", run=_run_or_404(run_id))
+
+
+@bp.get("/runs/<int:run_id>/tenants.csv")
+@platform_required("platform.ops.view")
+def run_csv(run_id: int):
+    run = _run_or_404(run_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["tenant_id", "tenant_name", "external_id", "status", "reason_code", "message", "counts",
+                     "started_at", "finished_at"])
+    rows = db.session.execute(
+        select(OperationRunTenant, Tenant.name, Tenant.external_id).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
+        .where(OperationRunTenant.run_id == run.id).order_by(OperationRunTenant.tenant_id))
+    for rt, name, external_id in rows:
+        writer.writerow([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or "",
+                         " ".join(f"{k}={v}" for k, v in sorted((rt.counts or {}).items())),
+                         rt.started_at.isoformat() if rt.started_at else "",
+                         rt.finished_at.isoformat() if rt.finished_at else ""])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})
+
+
+def _require_run_permission(run: OperationRun) -> None:
+    runbook = registry().runbooks.get(run.type)
+    if not current_user.can("platform.runbooks.run") or (runbook and not current_user.can(runbook.capability)):
+        abort(403)
+
+
+@bp.post("/runs/<int:run_id>/cancel")
+@platform_required("platform.ops.view")
+def run_cancel(run_id: int):
+    from ..runs import cancel
+
+    run = _run_or_404(run_id)
+    _require_run_permission(run)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    if cancel(run.id):
+        audit.record("platform.ops.runs.cancel", actor=current_actor(), target=("operation_run", run.id, run.type),
+                     summary=f"Cancelled run #{run.id}")
+        flash("Cancel requested: pending tenants will not run; running ones finish.", "info")
+    else:
+        flash("This run has already completed; nothing to cancel.", "info")
+    return redirect(url_for("ops.run_detail", run_id=run.id))
+
+
+@bp.post("/runs/<int:run_id>/retry-failed")
+@platform_required("platform.ops.view")
+def run_retry_failed(run_id: int):
+    run = _run_or_404(run_id)
+    _require_run_permission(run)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    failed = list(db.session.scalars(select(OperationRunTenant.tenant_id).where(
+        OperationRunTenant.run_id == run.id, OperationRunTenant.status == "failed")))
+    if run.status != "completed" or not failed:
+        flash("Only a completed run with failed tenants can be retried.", "warning")
+        return redirect(url_for("ops.run_detail", run_id=run.id))
+    scope = (run.context or {}).get("scope") or {"kind": "all_tenants"}
+    actor = current_actor()
+    outcome = seam.start(run.type, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")),
+                         actor=actor, source="system_ui", tenant_ids=failed, parent_run_id=run.id,
+                         context={"retry_of": run.id, "reason_code": (run.context or {}).get("reason_code"),
+                                  "reason_text": f"Retry of failed tenants of run #{run.id}"})
+    if outcome.status == "blocked":
+        return render_template("system/blocked.html", outcome=outcome, back=url_for("ops.run_detail", run_id=run.id)), 409
+    if outcome.status == "started":
+        audit.record("platform.ops.runs.retry_failed", actor=actor, target=("operation_run", outcome.run.id, run.type),
+                     summary=f"Retried {len(failed)} failed tenant(s) of run #{run.id}",
+                     metadata={"parent_run_id": run.id, "tenants": len(failed)})
+    flash(outcome.message, "info")
+    return redirect(url_for("ops.run_detail", run_id=outcome.run.id if outcome.run else run.id))
