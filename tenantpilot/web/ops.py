@@ -266,10 +266,8 @@ def _run_or_404(run_id: int) -> OperationRun:
 TENANT_PAGE = 100
 
 
-@bp.get("/runs/<int:run_id>")
-@platform_required("platform.ops.view")
-def run_detail(run_id: int):
-    run = _run_or_404(run_id)
+def _detail_context(run: OperationRun) -> dict:
+    """Everything the run page shows; the live fragment re-renders the same parts."""
     status_filter = request.args.get("tenant_status") or ""
     q = (select(OperationRunTenant, Tenant.name).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
          .where(OperationRunTenant.run_id == run.id))
@@ -284,17 +282,26 @@ def run_detail(run_id: int):
     by_status = dict(db.session.execute(
         select(OperationRunTenant.status, func.count()).where(OperationRunTenant.run_id == run.id)
         .group_by(OperationRunTenant.status)).all())
+    runbook = registry().runbooks.get(run.type)
+    return dict(
+        run=run, tenant_rows=tenant_rows, by_status=by_status, runbook=runbook, status_filter=status_filter,
+        form=EmptyForm(),
+        next_url=url_for("ops.run_detail", run_id=run.id, tenant_status=status_filter or None,
+                         after=tenant_rows[-1][0].tenant_id) if more else None,
+        can_run=current_user.can("platform.runbooks.run") and (runbook is None or current_user.can(runbook.capability)),
+    )
+
+
+@bp.get("/runs/<int:run_id>")
+@platform_required("platform.ops.view")
+def run_detail(run_id: int):
+    run = _run_or_404(run_id)
     events = db.session.scalars(
         select(AuditLog).where(or_(and_(AuditLog.target_type == "operation_run", AuditLog.target_id == str(run.id)),
                                    AuditLog.id == (run.context or {}).get("preflight_audit_id", -1)))
         .order_by(AuditLog.id)).all()
-    runbook = registry().runbooks.get(run.type)
     return render_template(
-        "system/run_detail.html", run=run, tenant_rows=tenant_rows, by_status=by_status, events=events,
-        runbook=runbook, status_filter=status_filter, form=EmptyForm(),
-        next_url=url_for("ops.run_detail", run_id=run.id, tenant_status=status_filter or None,
-                         after=tenant_rows[-1][0].tenant_id) if more else None,
-        can_run=current_user.can("platform.runbooks.run") and (runbook is None or current_user.can(runbook.capability)),
+        "system/run_detail.html", events=events, **_detail_context(run),
         parent=db.session.get(OperationRun, run.parent_run_id) if run.parent_run_id else None,
         retries=db.session.scalars(select(OperationRun.id).where(OperationRun.parent_run_id == run.id)).all(),
     )
@@ -303,8 +310,9 @@ def run_detail(run_id: int):
 @bp.get("/runs/<int:run_id>/progress")
 @platform_required("platform.ops.view")
 def run_progress(run_id: int):
-    """The live part of the detail page; htmx polls it while the run is active."""
-    return render_template("system/_run_progress.html", run=_run_or_404(run_id))
+    """The live parts of the detail page (progress, actions, tenants); htmx polls this
+    while the run is active and swaps each part in place."""
+    return render_template("system/_run_live.html", live=True, **_detail_context(_run_or_404(run_id)))
 
 
 @bp.get("/runs/<int:run_id>/tenants.csv")
