@@ -6,6 +6,10 @@ PORT   ?= 5000
 export TENANTPILOT_INSTANCE_PATH ?= $(CURDIR)/instance
 
 PLUGINS = $(wildcard plugins/*/setup.cfg)
+# The worked example of docs/plugins.md, installed the way a third party would install a
+# plugin: a plain (non-editable) pip install, so a change to its package re-installs it.
+EXAMPLE       = examples/tenantpilot-trim-names
+EXAMPLE_FILES = $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(wildcard $(EXAMPLE)/tenantpilot_trim_names/*.py)
 
 .PHONY: run test install bench clean
 
@@ -15,8 +19,9 @@ $(BIN)/python:
 
 # Re-install when any package definition changes; built-in plugins are editable installs
 # registered through the same entry-point group as third-party ones.
-$(VENV)/.installed: $(BIN)/python setup.cfg $(PLUGINS)
+$(VENV)/.installed: $(BIN)/python setup.cfg $(PLUGINS) $(EXAMPLE_FILES)
 	$(BIN)/pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(BIN)/pip install --quiet $(EXAMPLE)
 	touch $@
 
 install: $(VENV)/.installed

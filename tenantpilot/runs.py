@@ -198,7 +198,7 @@ def claim_tenant(run_id: int, tenant_id: int) -> bool:
 
 
 def _claim(run_id: int, tenant_id: int) -> bool:
-    res = db.session.execute(
+    res = db.session.connection().execute(
         update(_RT)
         .where(_RT.c.run_id == run_id, _RT.c.tenant_id == tenant_id, _RT.c.status == "pending")
         .values(status="running", started_at=utcnow())
@@ -231,7 +231,7 @@ def _transition(run_id, tenant_ids, from_statuses, to_status, counts=None, reaso
     )
     if tenant_ids is not None:
         stmt = stmt.where(_RT.c.tenant_id.in_(tenant_ids) if len(tenant_ids) > 1 else _RT.c.tenant_id == tenant_ids[0])
-    return db.session.execute(stmt).rowcount
+    return db.session.connection().execute(stmt).rowcount
 
 
 def settle(run_id: int, tenant_ids: list[int] | None, *, from_statuses: tuple, to_status: str,
