@@ -41,6 +41,13 @@ def from_env(instance_path: str) -> dict:
         "TENANTPILOT_JOB_TIMEOUT": _int("TENANTPILOT_JOB_TIMEOUT", 600),
         # Seconds after a job's timeout before RQ treats a silent job as abandoned.
         "TENANTPILOT_ABANDON_GRACE": _int("TENANTPILOT_ABANDON_GRACE", 60),
+        # Unsettled tenants of a run older than this whose RQ job is gone are recovered.
+        "TENANTPILOT_ORPHAN_MIN_AGE": _int("TENANTPILOT_ORPHAN_MIN_AGE", 120),
+        # Worker transactions on PostgreSQL commit without waiting for the WAL flush: a
+        # tenant's work and its ledger row are one transaction, executors are idempotent,
+        # and lost tenants are re-dispatched, so a PostgreSQL crash costs a re-run, not
+        # correctness. The transaction that completes a run stays synchronous.
+        "TENANTPILOT_WORKER_ASYNC_COMMIT": os.environ.get("TENANTPILOT_WORKER_ASYNC_COMMIT", "1") == "1",
         "TENANTPILOT_STALE_QUEUED_MINUTES": _int("TENANTPILOT_STALE_QUEUED_MINUTES", 15),
         "TENANTPILOT_BREAK_GLASS_MINUTES": _int("TENANTPILOT_BREAK_GLASS_MINUTES", 30),
         "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS": _int(

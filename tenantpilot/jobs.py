@@ -3,6 +3,8 @@ through the ledger so counts stay exact whoever runs them."""
 from __future__ import annotations
 
 import logging
+import re
+from datetime import timedelta
 
 from flask import current_app
 from rq.exceptions import AbandonedJobError
@@ -13,6 +15,7 @@ from . import runs
 from .api import TenantJob, TenantJobError
 from .extensions import db
 from .models import OperationRun, OperationRunTenant, Tenant
+from .timeutil import utcnow
 
 log = logging.getLogger("tenantpilot.jobs")
 MAX_CONTINUATIONS = 3
@@ -90,33 +93,88 @@ def handle_batch_failure(job, connection, exc_type, exc_value, traceback) -> Non
     abandoned by the reaper). The tenant it was running fails; the rest are re-dispatched."""
     run_id, tenant_ids = job.args
     if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError):
-        reason, message = "worker_lost", "The worker running this tenant stopped unexpectedly."
+        reason, message = "worker_lost", WORKER_LOST
     elif exc_type and issubclass(exc_type, BaseTimeoutException):
         reason, message = "timeout", "The tenant job exceeded its time limit."
     else:
         reason, message = "job_failed", "The tenant job failed unexpectedly."
     db.session.rollback()
+    recover_batch(run_id, job.id, tenant_ids, reason, message, int((job.meta or {}).get("continuation", 0)))
+
+
+WORKER_LOST = "The worker running this tenant stopped unexpectedly."
+
+
+def recover_batch(run_id: int, job_id: str, tenant_ids: list[int], reason: str, message: str,
+                  continuation: int) -> None:
+    """A batch job is gone: its running tenant fails; its pending tenants go to a new job
+    (at most MAX_CONTINUATIONS times, then they fail too)."""
     runs.settle(run_id, tenant_ids, from_statuses=("running",), to_status="failed",
                 reason_code=reason, message=message)
-    remaining = runs.batches(run_id)
-    mine = [t for t in remaining.get(job.id, []) if t in set(tenant_ids)]
+    mine = [t for t in runs.batches(run_id).get(job_id, []) if t in set(tenant_ids)]
     if not mine:
         return
-    continuation = int((job.meta or {}).get("continuation", 0)) + 1
+    continuation += 1
     if continuation > MAX_CONTINUATIONS:
         runs.settle(run_id, mine, from_statuses=("pending",), to_status="failed",
                     reason_code=reason, message=message)
         return
     from .queue import enqueue_batches
 
-    # A new job id per continuation, so cancel finds the job that now owns these rows.
+    new_id = f"{split_continuation(job_id)[0]}-c{continuation}"
+    # A new job id per continuation, so cancel and the orphan sweep find the job that owns these rows.
     db.session.execute(
         update(OperationRunTenant)
         .where(OperationRunTenant.run_id == run_id, OperationRunTenant.tenant_id.in_(mine))
-        .values(job_id=f"{job.id}-c{continuation}")
+        .values(job_id=new_id)
     )
     db.session.commit()
-    enqueue_batches(run_id, {f"{job.id}-c{continuation}": mine}, continuation=continuation)
+    enqueue_batches(run_id, {new_id: mine}, continuation=continuation)
+
+
+ALIVE = {"queued", "started", "scheduled", "deferred"}
+_CONTINUATION = re.compile(r"^(.*)-c(\d+)$")
+
+
+def split_continuation(job_id: str) -> tuple[str, int]:
+    """'<batch job id>-c2' → ('<batch job id>', 2); a first job → (job_id, 0)."""
+    m = _CONTINUATION.match(job_id)
+    return (m.group(1), int(m.group(2))) if m else (job_id, 0)
+
+
+def recover_orphaned_runs(min_age_seconds: int = 120) -> int:
+    """Unsettled tenants of an active run whose RQ job is gone or already ended (a
+    PostgreSQL outage mid-job, a lost asynchronous commit, a failure callback that could
+    not reach the database) are recovered like an abandoned batch. Returns batches recovered."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    state = current_app.extensions["tenantpilot"]
+    cutoff = utcnow() - timedelta(seconds=min_age_seconds)  # not the enqueue of a just-created run
+    rows = db.session.execute(
+        select(OperationRunTenant.run_id, OperationRunTenant.job_id, OperationRunTenant.tenant_id)
+        .join(OperationRun, OperationRun.id == OperationRunTenant.run_id)
+        .where(OperationRun.status.in_(("queued", "running")), OperationRun.created_at < cutoff,
+               OperationRunTenant.status.in_(("pending", "running")))
+    ).all()
+    db.session.commit()
+    batches: dict[tuple[int, str], list[int]] = {}
+    for run_id, job_id, tenant_id in rows:
+        batches.setdefault((run_id, job_id), []).append(tenant_id)
+    recovered = 0
+    for (run_id, job_id), tenant_ids in batches.items():
+        try:
+            status = Job.fetch(job_id, connection=state.redis).get_status()
+            status = getattr(status, "value", status)
+        except NoSuchJobError:
+            status = None
+        if status in ALIVE:
+            continue
+        continuation = split_continuation(job_id)[1]
+        log.warning("recovering orphaned batch", extra={"run_id": run_id, "job_id": job_id, "rq_status": status})
+        recover_batch(run_id, job_id, tenant_ids, "worker_lost", WORKER_LOST, continuation)
+        recovered += 1
+    return recovered
 
 
 def reap_abandoned_jobs() -> int:
@@ -130,4 +188,4 @@ def reap_abandoned_jobs() -> int:
     swept = runs.unaccounted_runs()
     for run_id in swept:
         runs.account(run_id)
-    return len(swept)
+    return len(swept) + recover_orphaned_runs(current_app.config["TENANTPILOT_ORPHAN_MIN_AGE"])

@@ -145,7 +145,29 @@ def make_worker(app, thread: bool = False, **kwargs) -> AppWorker:
     worker = cls(all_queues(app), connection=app.extensions["tenantpilot"].redis, **kwargs)
     worker.flask_app = app
     worker.abandon_grace = app.config["TENANTPILOT_ABANDON_GRACE"]
+    if app.config["TENANTPILOT_WORKER_ASYNC_COMMIT"] and not thread:
+        _asynchronous_commits(app)
     return worker
+
+
+def _asynchronous_commits(app) -> None:
+    """Worker processes only: see TENANTPILOT_WORKER_ASYNC_COMMIT in config.py."""
+    from sqlalchemy import event
+
+    from .extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _set(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SET synchronous_commit TO off")
+        dbapi_connection.commit()
+
+    engine.dispose()  # pooled connections were opened without it
 
 
 _embedded_lock = threading.Lock()

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .extensions import db
@@ -144,18 +144,18 @@ def create(
 
 
 def _active_conflict(ident: str, lock: str | None):
-    run = db.session.execute(
-        select(OperationRun).where(OperationRun.run_identity_hash == ident, OperationRun.status.in_(("queued", "running")))
-    ).scalar_one_or_none()
-    if run:
-        return run, "deduped"
+    """The active run holding this identity (deduped) or this scope lock (scope_busy).
+    One statement, so a run committed meanwhile is classified consistently."""
+    match = OperationRun.run_identity_hash == ident
     if lock:
-        run = db.session.execute(
-            select(OperationRun).where(OperationRun.scope_lock == lock, OperationRun.status.in_(("queued", "running")))
-        ).scalar_one_or_none()
-        if run:
-            return run, "scope_busy"
-    return None
+        match = or_(match, OperationRun.scope_lock == lock)
+    found = db.session.scalars(
+        select(OperationRun).where(OperationRun.status.in_(("queued", "running")), match)
+    ).all()
+    for run in found:
+        if run.run_identity_hash == ident:
+            return run, "deduped"
+    return (found[0], "scope_busy") if found else None
 
 
 def batches(run_id: int) -> dict[str, list[int]]:
@@ -307,6 +307,9 @@ def _account_locked(run_id: int) -> bool:
     if run.tenants_done >= run.tenants_total and run.status != "completed":
         _mark_completed(run)
         completed_now = True
+        if db.engine.dialect.name == "postgresql":
+            # Workers may commit asynchronously; a run's completion is always durable.
+            db.session.execute(text("SET LOCAL synchronous_commit TO on"))
     db.session.commit()
     if completed_now:
         _after_completion(run_id)

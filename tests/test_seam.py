@@ -365,3 +365,32 @@ def test_a_failing_completion_hook_does_not_stop_the_others(make_app, factory, d
     drain(app)
     assert run_row(app, run_id).outcome == "succeeded"
     assert count(app, Notification, Notification.run_id == run_id, Notification.kind == "operations.run.completed") == 1
+
+
+def test_orphaned_batches_are_recovered_and_the_run_completes(make_app, factory, drain):
+    """Jobs lost from Redis, or a tenant left 'running' by a commit whose job ended (e.g.
+    PostgreSQL went away mid-job): the reaper's sweep recovers them."""
+    from sqlalchemy import update
+
+    from tenantpilot.jobs import recover_orphaned_runs
+    from tenantpilot.models import OperationRunTenant
+    from tenantpilot.queue import all_queues
+
+    app = make_app(plugins=[fanout_plugin], TENANTPILOT_FANOUT_BATCH_SIZE=5, TENANTPILOT_ORPHAN_MIN_AGE=0)
+    f = type(factory)(app)
+    ids = f.tenants(f.workspace(), 12)
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    with app.app_context():
+        assert recover_orphaned_runs(0) == 0  # queued jobs are alive: nothing to do
+        for q in all_queues(app):
+            q.empty()
+        db.session.execute(update(OperationRunTenant).where(OperationRunTenant.run_id == run_id,
+                                                            OperationRunTenant.tenant_id == ids[0])
+                           .values(status="running"))
+        db.session.commit()
+        assert recover_orphaned_runs(0) == 3  # three batches of 5, 5 and 2
+    drain(app)
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "partially_succeeded")
+    assert (run.tenants_done, run.tenants_failed, run.summary_counts["processed"]) == (12, 1, 11)
+    assert tenant_rows(app, run_id)[ids[0]][:2] == ("failed", "worker_lost")
