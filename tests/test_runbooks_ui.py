@@ -281,3 +281,21 @@ def test_circuit_breaker_stops_a_runbook_that_fails_every_tenant(app, factory, d
     assert run.tenants_done == 60
     [event] = audit_rows(app, "platform.ops.runbooks.failed")
     assert event.meta["circuit_open"] is True
+
+
+def test_runs_list_tenant_filter_finds_single_and_fan_out_runs(app, world):
+    from tenantpilot import seam
+    from tenantpilot.actors import Actor
+    from tenantpilot.runs import Scope
+
+    a, b = world["tenants"][0], world["tenants"][3]
+    with app.app_context():
+        single = seam.start("tests.rename", scope=Scope("single_tenant", tenant_id=a.id), actor=Actor.system(),
+                            source="cli").run.id
+        ws_run = seam.start("tests.rename", scope=Scope("workspace", workspace_id=world["ws2"].id),
+                            actor=Actor.system(), source="cli").run.id
+    client = signed_in(app)
+    ids_a = [int(x) for x in re.findall(r'data-run="(\d+)"', client.get(f"/system/ops/runs?tenant={a.id}").get_data(as_text=True))]
+    ids_b = [int(x) for x in re.findall(r'data-run="(\d+)"', client.get(f"/system/ops/runs?tenant={b.id}").get_data(as_text=True))]
+    assert ids_a == [single] and ids_b == [ws_run]
+    assert re.findall(r'data-run="', client.get(f"/system/ops/runs?tenant={a.id}&before={single}").get_data(as_text=True)) == []

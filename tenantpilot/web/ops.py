@@ -9,7 +9,7 @@ from datetime import timedelta
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
 from flask_login import current_user
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from .. import audit, controls, seam
 from ..actors import Actor
@@ -237,14 +237,17 @@ def runs_list():
     if filters["outcome"] in OUTCOMES:
         q = q.where(OperationRun.outcome == filters["outcome"])
     if filters["tenant"]:
-        touched = exists().where(OperationRunTenant.run_id == OperationRun.id,
-                                 OperationRunTenant.tenant_id == filters["tenant"])
-        q = q.where(or_(OperationRun.tenant_id == filters["tenant"], touched))
+        # Every run that touched a tenant has a result row for it (the seam writes one even
+        # for a skipped tenant), so a join on (tenant_id, run_id) finds them newest first.
+        q = q.join(OperationRunTenant, and_(OperationRunTenant.run_id == OperationRun.id,
+                                            OperationRunTenant.tenant_id == filters["tenant"]))
     if filters["window"]:
         q = q.where(OperationRun.created_at >= utcnow() - WINDOWS[filters["window"]])
     before = args.get("before", type=int)
     if before:
         q = q.where(OperationRun.id < before)  # keyset: ids grow with creation time
+        if filters["tenant"]:
+            q = q.where(OperationRunTenant.run_id < before)  # lets the tenant index seek
     rows = db.session.scalars(q.order_by(OperationRun.id.desc()).limit(PAGE_SIZE + 1)).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
