@@ -194,6 +194,21 @@ class DashboardWidget:
 
 
 @dataclass(frozen=True)
+class TenantPage:
+    """A tab on every tenant's pages in /admin/t/<tenant>/: the view ``endpoint`` takes
+    ``tenant_id``; members without ``capability`` do not see the tab."""
+
+    key: str
+    label: str
+    endpoint: str
+    capability: str = "tenant.view"
+    order: int = 100
+
+    def __post_init__(self):
+        _require_key("tenant page", self.key)
+
+
+@dataclass(frozen=True)
 class ScheduledJob:
     """A periodic job run by the one scheduler: func() called in an app context."""
 

@@ -77,6 +77,15 @@ def tenantpilot_register_blueprints(app, plane):
 
 
 @hookspec
+def tenantpilot_register_tenant_pages(app):
+    """Return ``api.TenantPage`` definitions: tabs shown on every tenant's pages.
+
+    Called once at app creation. The endpoint is a view of a blueprint you mount on the
+    ``admin`` plane (see ``tenantpilot_register_blueprints``) that takes ``tenant_id``.
+    """
+
+
+@hookspec
 def tenantpilot_register_scheduled_jobs(app):
     """Return ``api.ScheduledJob`` definitions run periodically by the scheduler.
 

@@ -93,6 +93,7 @@ class Registry:
     event_families: MappingProxyType
     providers: MappingProxyType
     widgets: tuple
+    tenant_pages: tuple
     scheduled_jobs: MappingProxyType
     owners: MappingProxyType  # (kind, key) -> plugin name
 
@@ -125,6 +126,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
     event_families = collect("tenantpilot_register_event_families", "event", api.EventFamily, "name")
     providers = collect("tenantpilot_register_providers", "provider", api.Provider, "name")
     widgets = collect("tenantpilot_register_dashboard_widgets", "widget", api.DashboardWidget)
+    tenant_pages = collect("tenantpilot_register_tenant_pages", "tenant page", api.TenantPage)
     scheduled = collect("tenantpilot_register_scheduled_jobs", "scheduled job", api.ScheduledJob, "name")
     return Registry(
         runbooks=runbooks,
@@ -133,6 +135,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
         event_families=event_families,
         providers=providers,
         widgets=tuple(sorted(widgets.values(), key=lambda w: (w.order, w.key))),
+        tenant_pages=tuple(sorted(tenant_pages.values(), key=lambda p: (p.order, p.key))),
         scheduled_jobs=scheduled,
         owners=MappingProxyType(owners),
     )

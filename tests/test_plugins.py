@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from tenantpilot import hookimpl, hookspecs
 from tenantpilot.api import (ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType, Provider,
-                             Runbook, ScheduledJob)
+                             Runbook, ScheduledJob, TenantPage)
 from tenantpilot.plugins import StartupError
 from tenantpilot.testing import login
 
@@ -59,12 +59,22 @@ class Contributions:
         return ScheduledJob(name=f"acme.tick_{self.tag}", interval_seconds=60, func=lambda: None)
 
     @hookimpl
+    def tenantpilot_register_tenant_pages(self, app):
+        return [TenantPage(key=f"acme.assets_{self.tag}", label="Acme assets", endpoint=f"acme_admin_{self.tag}.assets"),
+                TenantPage(key=f"acme.secrets_{self.tag}", label="Acme secrets", capability="tenant.manage",
+                           endpoint=f"acme_admin_{self.tag}.assets", order=200)]
+
+    @hookimpl
     def tenantpilot_register_blueprints(self, app, plane):
         bp = Blueprint(f"acme_{plane}_{self.tag}", __name__, url_prefix="/acme")
 
         @bp.get("/ping")
         def ping():
             return f"pong from {plane}"
+
+        @bp.get("/t/<int:tenant_id>/assets")
+        def assets(tenant_id):
+            return "assets"
 
         return bp
 
@@ -145,6 +155,25 @@ def test_run_completed_hook_fires_once_per_run(make_app, drain):
     assert plugin.completed == [run_id]
 
 
+def test_tenant_pages_show_as_tabs_by_capability(make_app):
+    from tenantpilot.testing import Factory
+
+    app = make_app(plugins=[("acme", Contributions())])
+    f = Factory(app)
+    ws = f.workspace()
+    tenant = f.tenant(ws)
+    f.user(email="ro@example.test", password="readonly-pass-1", memberships=[(ws, "readonly")])
+    f.user(email="mgr@example.test", password="manager-pass-1", memberships=[(ws, "manager")])
+    readonly, manager = app.test_client(), app.test_client()
+    login(readonly, "admin", "ro@example.test", "readonly-pass-1")
+    login(manager, "admin", "mgr@example.test", "manager-pass-1")
+    ro_page = readonly.get(f"/admin/t/{tenant.id}/").get_data(as_text=True)
+    mgr_page = manager.get(f"/admin/t/{tenant.id}/").get_data(as_text=True)
+    assert f'href="/admin/acme/t/{tenant.id}/assets"' in ro_page and "Acme secrets" not in ro_page
+    assert "Acme assets" in mgr_page and "Acme secrets" in mgr_page
+    assert app.extensions["tenantpilot"].registry.tenant_pages[0].key == "acme.assets_a"
+
+
 def test_seed_demo_hook_adds_plugin_demo_data_once(make_app):
     from tenantpilot.models import Workspace
     from tests.helpers import count
@@ -202,7 +231,7 @@ def test_scheduled_jobs_run_once_per_slot_across_schedulers(make_app):
 
 
 @pytest.mark.parametrize("kind", ["runbook", "control", "event", "operation type", "provider", "widget",
-                                  "scheduled job"])
+                                  "tenant page", "scheduled job"])
 def test_duplicate_keys_fail_startup_naming_both_plugins(make_app, kind):
     with pytest.raises(StartupError) as err:
         a, b = Contributions("same"), Contributions("same")
@@ -215,6 +244,7 @@ def test_duplicate_keys_fail_startup_naming_both_plugins(make_app, kind):
         "runbook": "tenantpilot_register_runbooks", "control": "tenantpilot_register_control_keys",
         "event": "tenantpilot_register_event_families", "operation type": "tenantpilot_register_operation_types",
         "provider": "tenantpilot_register_providers", "widget": "tenantpilot_register_dashboard_widgets",
+        "tenant page": "tenantpilot_register_tenant_pages",
         "scheduled job": "tenantpilot_register_scheduled_jobs",
     }[kind]
     impl = getattr(Contributions("x"), only)

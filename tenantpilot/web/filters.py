@@ -37,3 +37,10 @@ def register(app):
     @app.context_processor
     def _plane():
         return {"plane": current_plane()}
+
+    def tenant_pages(membership):
+        """Tenant tabs the member may see."""
+        pages = app.extensions["tenantpilot"].registry.tenant_pages
+        return [p for p in pages if membership is not None and p.capability in membership.capabilities]
+
+    app.jinja_env.globals["tenant_pages"] = tenant_pages
