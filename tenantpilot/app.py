@@ -113,6 +113,19 @@ def _alembic_version_locations(config):
 migrate.configure(_alembic_version_locations)  # once: the Migrate object is shared by all apps
 
 
+def _upgrade_all_heads_by_default() -> None:
+    """Each plugin with tables ships its own Alembic branch, so there are several heads;
+    `flask db upgrade` (SPEC 10) must build them all, as `flask db upgrade heads` does."""
+    from flask_migrate.cli import upgrade
+
+    for param in upgrade.params:
+        if param.name == "revision":
+            param.default = "heads"
+
+
+_upgrade_all_heads_by_default()
+
+
 def _templates(app: Flask, pm) -> None:
     """Loader order: instance overrides → plugin templates → core; 'core:' reaches the
     core template even when overridden, so an override can extend the original."""

@@ -144,6 +144,7 @@ runbooks_cli = AppGroup("runbooks", help="Runbook operations.")
 def run_deploy():
     """Start every deploy runbook whose preflight finds work (Procfile `release`)."""
     from .actors import Actor
+    from .queue import drain_embedded
     from .runs import Scope
     from .seam import start
 
@@ -163,3 +164,4 @@ def run_deploy():
             click.echo(f"{result.extra.get('title')}: {result.message} Skipped.")
         else:
             click.echo(f"{rb.label}: {result.message} (run #{result.run.id if result.run else '-'})")
+    drain_embedded(current_app._get_current_object())

@@ -170,6 +170,13 @@ def _asynchronous_commits(app) -> None:
     engine.dispose()  # pooled connections were opened without it
 
 
+def drain_embedded(app) -> None:
+    """For CLI commands in embedded mode: the in-process queue dies with the process, so
+    run what was enqueued before returning (no-op with Redis: real workers take it)."""
+    if app.extensions["tenantpilot"].embedded:
+        make_worker(app, thread=True).work(burst=True, logging_level="WARNING")
+
+
 _embedded_lock = threading.Lock()
 
 

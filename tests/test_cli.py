@@ -62,12 +62,32 @@ def test_create_platform_user(app):
     assert count(app, PlatformUser) == 1
 
 
-def test_run_deploy_is_a_no_op_without_deploy_runbooks(app):
+def test_run_deploy_is_a_no_op_without_deploy_runbooks(make_app):
     from tenantpilot.models import OperationRun
 
+    app = make_app(plugins=[])  # the core's default plugins only: no deploy runbook
     result = app.test_cli_runner().invoke(args=["runbooks", "run-deploy"])
     assert result.exit_code == 0 and "No deploy runbooks registered" in result.output
     assert count(app, OperationRun) == 0
+
+
+def test_plain_db_upgrade_builds_every_plugin_branch(tmp_path):
+    """`flask db upgrade` with no revision upgrades all heads (core + plugin branches)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import sqlalchemy
+
+    root = Path(__file__).resolve().parent.parent
+    db_file = tmp_path / "fresh.sqlite"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_file}", "TENANTPILOT_INSTANCE_PATH": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env,
+                   check=True, capture_output=True)
+    tables = set(sqlalchemy.inspect(sqlalchemy.create_engine(f"sqlite:///{db_file}")).get_table_names())
+    assert {"operation_runs", "audit_logs", "findings"} <= tables
 
 
 def test_scheduler_once_runs_the_reaper(app):

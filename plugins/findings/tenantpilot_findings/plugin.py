@@ -1,0 +1,71 @@
+"""The findings plugin: the Finding model (own migration branch), the tenant findings
+page (a "Findings" tab on every tenant page), and the "Findings lifecycle backfill" runbook with its control key, CLI command and
+demo data."""
+from __future__ import annotations
+
+from tenantpilot import hookimpl
+from tenantpilot.api import ControlKey, Runbook, TenantPage
+from tenantpilot.extensions import db
+
+from . import backfill
+from . import models  # noqa: F401  (puts the findings table on the shared metadata)
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def tenantpilot_register_runbooks(app):
+    return Runbook(
+        key=backfill.KEY,
+        label=backfill.LABEL,
+        description="Repairs legacy findings: lifecycle dates, legacy statuses, missing SLA due dates "
+                    "and duplicate open drift findings.",
+        capability=backfill.CAPABILITY,
+        confirmation_word="BACKFILL",
+        execute_tenant=backfill.execute_tenant,
+        preflight=backfill.preflight,
+        control_key=backfill.KEY,
+        tenant_capabilities=("tenant.manage",),
+        run_on_deploy=True,
+        templates={"preflight_detail": "tenantpilot_findings/preflight_detail.html",
+                   "run_detail": "tenantpilot_findings/run_detail.html"},
+    )
+
+
+@hookimpl
+def tenantpilot_register_control_keys(app):
+    return ControlKey(
+        key=backfill.KEY,
+        label=backfill.LABEL,
+        operation_types=(backfill.KEY,),
+        surfaces=("system.runbooks", "admin.findings"),
+    )
+
+
+@hookimpl
+def tenantpilot_register_blueprints(app, plane):
+    if plane == "admin":
+        from .views import bp
+
+        return bp
+    return None
+
+
+@hookimpl
+def tenantpilot_register_tenant_pages(app):
+    return TenantPage(key="findings.list", label="Findings", endpoint="findings_admin.findings", order=10)
+
+
+@hookimpl
+def tenantpilot_register_commands(cli):
+    from .cli import findings_cli
+
+    cli.add_command(findings_cli)
+
+
+@hookimpl
+def tenantpilot_seed_demo(app):
+    from . import demo
+
+    demo.seed()
+    db.session.commit()
