@@ -37,7 +37,7 @@ def from_env(instance_path: str) -> dict:
         "TENANTPILOT_QUEUE_PREFIX": os.environ.get("TENANTPILOT_QUEUE_PREFIX", "tenantpilot"),
         # Tenants per RQ job: amortises the per-job cost while each tenant keeps its own
         # transaction and result row.
-        "TENANTPILOT_FANOUT_BATCH_SIZE": _int("TENANTPILOT_FANOUT_BATCH_SIZE", 25),
+        "TENANTPILOT_FANOUT_BATCH_SIZE": _int("TENANTPILOT_FANOUT_BATCH_SIZE", 50),
         "TENANTPILOT_JOB_TIMEOUT": _int("TENANTPILOT_JOB_TIMEOUT", 600),
         # Seconds after a job's timeout before RQ treats a silent job as abandoned.
         "TENANTPILOT_ABANDON_GRACE": _int("TENANTPILOT_ABANDON_GRACE", 60),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import timedelta
 
 from flask import current_app
@@ -21,7 +22,11 @@ log = logging.getLogger("tenantpilot.jobs")
 MAX_CONTINUATIONS = 3
 
 
-ACCOUNT_EVERY = 10  # tenants between progress updates of the run row
+# Fold settled tenants into the run row (progress, counts, circuit breaker) at most every
+# half second, or sooner after many tenants or a run of failures.
+ACCOUNT_SECONDS = 0.5
+ACCOUNT_TENANTS = 50
+ACCOUNT_FAILURES = 10
 
 
 def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
@@ -38,7 +43,8 @@ def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
         db.session.execute(select(Tenant.id, Tenant.workspace_id).where(Tenant.id.in_(tenant_ids))).all()
     )
     runs.mark_running(run_id)
-    done = since_account = 0
+    done = since_account = failures = 0
+    last_account = time.monotonic()
     i, n = 0, len(tenant_ids)
     while i < n:
         if not runs.claim_tenant(run_id, tenant_ids[i]):  # taken, settled or cancelled
@@ -48,25 +54,28 @@ def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
         while i < n:
             tenant_id, i = tenant_ids[i], i + 1
             claim_next = tenant_ids[i] if i < n else None
-            next_claimed = _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context,
-                                        claim_next)
+            next_claimed, ok = _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context,
+                                            claim_next)
             done += 1
             since_account += 1
-            if since_account >= ACCOUNT_EVERY:
+            failures += not ok
+            if (since_account >= ACCOUNT_TENANTS or failures >= ACCOUNT_FAILURES
+                    or time.monotonic() - last_account >= ACCOUNT_SECONDS):
                 runs.account(run_id)
-                since_account = 0
+                since_account = failures = 0
+                last_account = time.monotonic()
             if not next_claimed:
                 break
     runs.account(run_id)
     return {"tenants": done}
 
 
-def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context, claim_next) -> bool:
-    """Run one claimed tenant; returns whether claim_next was claimed in its commit."""
+def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context, claim_next) -> tuple[bool, bool]:
+    """Run one claimed tenant; returns (claim_next was claimed in its commit, succeeded)."""
     if op is None:
         return runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unknown_operation_type",
                                   message="No installed plugin provides this operation type.",
-                                  claim_next=claim_next)[1]
+                                  claim_next=claim_next)[1], False
     job = TenantJob(run_id=run_id, tenant_id=tenant_id, workspace_id=workspace_id, operation_type=run_type,
                     context=context)
     try:
@@ -84,8 +93,8 @@ def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context, claim_n
         result = runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unexpected_error",
                                     message=f"Unexpected error ({type(exc).__name__}).", claim_next=claim_next)
     else:
-        result = runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts, claim_next=claim_next)
-    return result[1]
+        return runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts, claim_next=claim_next)[1], True
+    return result[1], False
 
 
 def handle_batch_failure(job, connection, exc_type, exc_value, traceback) -> None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .extensions import db
@@ -197,12 +197,23 @@ def claim_tenant(run_id: int, tenant_id: int) -> bool:
     return claimed
 
 
+# Built once, executed with per-tenant parameters: constructing the statement each time
+# cost more than executing it.
+_CLAIM = (
+    update(_RT)
+    .where(_RT.c.run_id == bindparam("b_run"), _RT.c.tenant_id == bindparam("b_tenant"), _RT.c.status == "pending")
+    .values(status="running", started_at=bindparam("b_now"))
+)
+_SETTLE_ONE = (
+    update(_RT)
+    .where(_RT.c.run_id == bindparam("b_run"), _RT.c.tenant_id == bindparam("b_tenant"), _RT.c.status == "running")
+    .values(status=bindparam("b_status"), counts=bindparam("b_counts", type_=_RT.c.counts.type),
+            finished_at=bindparam("b_now"), reason_code=bindparam("b_reason"), message=bindparam("b_message"))
+)
+
+
 def _claim(run_id: int, tenant_id: int) -> bool:
-    res = db.session.connection().execute(
-        update(_RT)
-        .where(_RT.c.run_id == run_id, _RT.c.tenant_id == tenant_id, _RT.c.status == "pending")
-        .values(status="running", started_at=utcnow())
-    )
+    res = db.session.connection().execute(_CLAIM, {"b_run": run_id, "b_tenant": tenant_id, "b_now": utcnow()})
     return res.rowcount == 1
 
 
@@ -213,7 +224,11 @@ def finish_tenant(run_id: int, tenant_id: int, *, status: str, counts: dict | No
     in the same commit, claim the batch's next tenant (one commit per tenant instead of
     two). Touches only tenant rows: the run's counters follow in account().
     Returns (finished, next_claimed)."""
-    if not _transition(run_id, [tenant_id], ("running",), status, counts, reason_code, message):
+    settled = db.session.connection().execute(_SETTLE_ONE, {
+        "b_run": run_id, "b_tenant": tenant_id, "b_status": status, "b_counts": counts or {}, "b_now": utcnow(),
+        "b_reason": safe_reason(reason_code) if reason_code else None,
+        "b_message": safe_message(message) if message else None}).rowcount
+    if not settled:
         db.session.rollback()  # someone (the reaper) settled it already: discard our writes
         return False, False
     next_claimed = claim_next is not None and _claim(run_id, claim_next)
