@@ -207,3 +207,36 @@ class WorkerPool:
 
 if __name__ == "__main__":
     pass  # a helper module: `make bench` runs every bench/*.py, this one has nothing to do
+
+
+def run_to_completion(app, config, workers: int, poller, operation: str, scope: dict,
+                      timeout: float = 120, poll: float = 0.01) -> tuple[int, float, float]:
+    """Start one run through the seam with `workers` worker processes already connected,
+    and wait (polling the database) until it is completed. Returns (run id, seconds spent
+    in start(), wall seconds from start() to completion)."""
+    from tenantpilot import seam
+    from tenantpilot.actors import Actor
+    from tenantpilot.runs import Scope
+
+    pool = WorkerPool(workers, "app", config)
+    try:
+        with app.app_context():
+            t0 = time.perf_counter()
+            res = seam.start(operation, scope=Scope(**scope), actor=Actor.system("Bench"), source="cli")
+            t_start = time.perf_counter() - t0
+            if res.status != "started":
+                raise RuntimeError(f"start returned {res.status}: {res.message}")
+            run_id = res.run.id
+        pool.release()
+        while True:
+            status = poller.execute("SELECT status FROM operation_runs WHERE id = %s", (run_id,)).fetchone()[0]
+            if status == "completed":
+                break
+            if time.perf_counter() - t0 > timeout:
+                raise RuntimeError(f"run {run_id} not completed after {timeout}s (status {status})")
+            time.sleep(poll)
+        wall = time.perf_counter() - t0
+        pool.wait()
+    finally:
+        pool.kill()
+    return run_id, t_start, wall

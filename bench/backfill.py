@@ -33,7 +33,8 @@ os.environ["BENCH_REDIS_URL"] = os.environ.get("BENCH_FINDINGS_REDIS_URL", "redi
 
 import psycopg  # noqa: E402
 
-from _common import DATABASE_URL, WorkerPool, _libpq_url, print_header, seed_tenants, setup, teardown  # noqa: E402
+from _common import (DATABASE_URL, _libpq_url, print_header, run_to_completion, seed_tenants,  # noqa: E402
+                     setup, teardown)
 
 KEY = "findings.lifecycle.backfill"
 POLL = 0.02
@@ -101,30 +102,7 @@ def preflight(app, scope):
 
 
 def run_once(app, config, scope, workers: int, poller) -> dict:
-    from tenantpilot import seam
-    from tenantpilot.actors import Actor
-    from tenantpilot.runs import Scope
-
-    pool = WorkerPool(workers, "app", config)
-    try:
-        with app.app_context():
-            t0 = time.perf_counter()
-            res = seam.start(KEY, scope=Scope(**scope), actor=Actor.system("Bench"), source="cli")
-            if res.status != "started":
-                raise RuntimeError(f"start returned {res.status}: {res.message}")
-            run_id = res.run.id
-        pool.release()
-        while True:
-            status = poller.execute("SELECT status FROM operation_runs WHERE id = %s", (run_id,)).fetchone()[0]
-            if status == "completed":
-                break
-            if time.perf_counter() - t0 > TIMEOUT:
-                raise RuntimeError(f"run {run_id} not completed after {TIMEOUT}s (status {status})")
-            time.sleep(POLL)
-        wall = time.perf_counter() - t0
-        pool.wait()
-    finally:
-        pool.kill()
+    run_id, _, wall = run_to_completion(app, config, workers, poller, KEY, scope, timeout=TIMEOUT, poll=POLL)
     counts, outcome, failed = poller.execute(
         "SELECT summary_counts, outcome, tenants_failed FROM operation_runs WHERE id = %s", (run_id,)).fetchone()
     counts = counts if isinstance(counts, dict) else json.loads(counts)

@@ -22,8 +22,8 @@ import time
 
 import psycopg
 
-from _common import (DATABASE_URL, OPERATION, WorkerPool, _libpq_url, build_app, print_header, setup,
-                     teardown)
+from _common import (DATABASE_URL, OPERATION, WorkerPool, _libpq_url, build_app, print_header, run_to_completion,
+                     setup, teardown)
 
 TENANTS = 2000
 EXTRA_BATCH_SIZES = (1, 100)  # besides the configured default (25): extra rows if time allows
@@ -33,31 +33,8 @@ TIMEOUT = 120
 
 
 def fanout_once(app, config, workers: int, poller) -> dict:
-    from tenantpilot import seam
-    from tenantpilot.actors import Actor
-    from tenantpilot.runs import Scope
-
-    pool = WorkerPool(workers, "app", config)
-    try:
-        with app.app_context():
-            t0 = time.perf_counter()
-            res = seam.start(OPERATION, scope=Scope("all_tenants"), actor=Actor.system(), source="cli")
-            t_start = time.perf_counter() - t0
-            if res.status != "started":
-                raise RuntimeError(f"start returned {res.status}: {res.message}")
-            run_id = res.run.id
-        pool.release()
-        while True:
-            status = poller.execute("SELECT status FROM operation_runs WHERE id = %s", (run_id,)).fetchone()[0]
-            if status == "completed":
-                break
-            if time.perf_counter() - t0 > TIMEOUT:
-                raise RuntimeError(f"run {run_id} not completed after {TIMEOUT}s (status {status})")
-            time.sleep(POLL)
-        wall = time.perf_counter() - t0
-        pool.wait()
-    finally:
-        pool.kill()
+    run_id, t_start, wall = run_to_completion(app, config, workers, poller, OPERATION, {"kind": "all_tenants"},
+                                              timeout=TIMEOUT, poll=POLL)
     row = poller.execute("SELECT summary_counts, tenants_total, tenants_done, tenants_failed, outcome "
                          "FROM operation_runs WHERE id = %s", (run_id,)).fetchone()
     summary = row[0] if isinstance(row[0], dict) else json.loads(row[0])

@@ -66,8 +66,9 @@ class OperationType:
     # Control key that gates starts (None: ungated).
     control_key: str | None = None
     scopes: tuple[str, ...] = SCOPES
-    circuit_min_tenants: int = 20
-    circuit_failure_ratio: float = 0.5
+    # Circuit breaker; None: the app's TENANTPILOT_CIRCUIT_MIN_TENANTS / _FAILURE_RATIO.
+    circuit_min_tenants: int | None = None
+    circuit_failure_ratio: float | None = None
 
     def __post_init__(self):
         _require_key("operation type", self.key)
@@ -104,8 +105,8 @@ class Runbook:
     tenant_capabilities: tuple[str, ...] = ()
     run_on_deploy: bool = False
     templates: Mapping[str, str] = field(default_factory=dict)  # fragment name -> template
-    circuit_min_tenants: int = 20
-    circuit_failure_ratio: float = 0.5
+    circuit_min_tenants: int | None = None  # None: the app-wide default (config)
+    circuit_failure_ratio: float | None = None
 
     def __post_init__(self):
         _require_key("runbook", self.key)

@@ -38,6 +38,10 @@ def from_env(instance_path: str) -> dict:
         # Tenants per RQ job: amortises the per-job cost while each tenant keeps its own
         # transaction and result row.
         "TENANTPILOT_FANOUT_BATCH_SIZE": _int("TENANTPILOT_FANOUT_BATCH_SIZE", 50),
+        # Circuit breaker defaults (a runbook may set its own): after at least N finished
+        # tenants, more than this share failed → stop dispatching.
+        "TENANTPILOT_CIRCUIT_MIN_TENANTS": _int("TENANTPILOT_CIRCUIT_MIN_TENANTS", 20),
+        "TENANTPILOT_CIRCUIT_FAILURE_RATIO": float(os.environ.get("TENANTPILOT_CIRCUIT_FAILURE_RATIO", "0.5")),
         "TENANTPILOT_JOB_TIMEOUT": _int("TENANTPILOT_JOB_TIMEOUT", 600),
         # Seconds after a job's timeout before RQ treats a silent job as abandoned.
         "TENANTPILOT_ABANDON_GRACE": _int("TENANTPILOT_ABANDON_GRACE", 60),

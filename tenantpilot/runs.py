@@ -335,8 +335,11 @@ def _circuit_trips(run: OperationRun) -> bool:
     op = current_app.extensions["tenantpilot"].registry.operation_types.get(run.type)
     if op is None:
         return False
+    config = current_app.config
+    minimum = op.circuit_min_tenants if op.circuit_min_tenants is not None else config["TENANTPILOT_CIRCUIT_MIN_TENANTS"]
+    ratio = op.circuit_failure_ratio if op.circuit_failure_ratio is not None else config["TENANTPILOT_CIRCUIT_FAILURE_RATIO"]
     attempted = run.tenants_done - run.tenants_skipped
-    return attempted >= op.circuit_min_tenants and run.tenants_failed > op.circuit_failure_ratio * attempted
+    return attempted >= minimum and run.tenants_failed > ratio * attempted
 
 
 def unaccounted_runs() -> list[int]:

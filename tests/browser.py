@@ -1,6 +1,5 @@
 """Live server + headless Chromium (Debian's, never a downloaded build) for browser tests."""
 import os
-import shutil
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 def browser_or_skip():
     missing = []
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401  (only checks it is installed)
     except ImportError:
         missing.append("python playwright")
     if not Path(CHROMIUM).exists():

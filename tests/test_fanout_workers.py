@@ -48,9 +48,9 @@ def wait_all(procs, timeout=120):
         p.wait(timeout=timeout)
 
 
-def test_200_tenants_two_worker_processes_exact_counts_and_one_completion(app, factory):
+def test_300_tenants_two_worker_processes_exact_counts_and_one_completion(app, factory):
     ws = factory.workspace()
-    factory.tenants(ws, 198)
+    factory.tenants(ws, 298)
     factory.tenant(ws, name="fail-a")
     factory.tenant(ws, name="boom-b")
     with app.app_context():
@@ -63,10 +63,10 @@ def test_200_tenants_two_worker_processes_exact_counts_and_one_completion(app, f
     assert [w.returncode for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
     run = run_row(app, run_id)
     assert (run.status, run.outcome) == ("completed", "partially_succeeded")
-    assert (run.tenants_total, run.tenants_done, run.tenants_failed) == (200, 200, 2)
-    assert run.summary_counts == {"processed": 198, "updated": 198, "tenants": 200, "failed": 2}
+    assert (run.tenants_total, run.tenants_done, run.tenants_failed) == (300, 300, 2)
+    assert run.summary_counts == {"processed": 298, "updated": 298, "tenants": 300, "failed": 2}
     statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
-    assert statuses.count("succeeded") == 198 and statuses.count("failed") == 2
+    assert statuses.count("succeeded") == 298 and statuses.count("failed") == 2
     assert count(app, Notification, Notification.run_id == run_id, Notification.kind == "operations.run.completed") == 1  # completed exactly once
 
 
@@ -104,3 +104,72 @@ def test_worker_killed_mid_job_fails_that_tenant_and_the_run_still_completes(app
     assert tenant_rows(app, run_id)[slow.id][:2] == ("failed", "worker_lost")
     assert run.failure_summary == [{"reason_code": "worker_lost", "tenant_id": slow.id,
                                     "message": "The worker running this tenant stopped unexpectedly."}]
+
+
+def named_tenants(factory, ws, names):
+    from sqlalchemy import insert
+
+    from tenantpilot.extensions import db
+    from tenantpilot.models import Tenant
+    import uuid
+
+    with factory.app.app_context():
+        db.session.execute(insert(Tenant), [{"workspace_id": ws.id, "name": n, "external_id": str(uuid.uuid4()),
+                                             "status": "active", "is_platform": False} for n in names])
+        db.session.commit()
+
+
+def wait_for(predicate, timeout=60):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_cancel_mid_run_then_retry_only_the_failed_tenants_with_two_workers(app, factory, tmp_path):
+    from tenantpilot import runs
+
+    ws = factory.workspace()
+    # Three failing tenants first, then 297 that take 20 ms each, so cancel lands mid-run.
+    named_tenants(factory, ws, [f"fail-{i}" for i in range(3)] + [f"slow-{i:03d}" for i in range(297)])
+    env = {"FANOUT_PID_FILE": str(tmp_path / "pid"), "FANOUT_SLOW_SECONDS": "0.02"}
+    with app.app_context():
+        run_id = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
+    workers = [spawn_worker(app, env), spawn_worker(app, env)]
+    wait_for(lambda: run_row(app, run_id).tenants_done >= 40)
+    with app.app_context():
+        assert runs.cancel(run_id) is True
+    wait_all(workers)
+    run = run_row(app, run_id)
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert (run.status, run.outcome, run.tenants_done) == ("completed", "cancelled", 300)
+    assert statuses.count("cancelled") > 100  # pending tenants never ran
+    assert statuses.count("succeeded") + statuses.count("failed") + statuses.count("cancelled") == 300
+    assert run.tenants_failed == statuses.count("failed") == 3
+    assert run.summary_counts["processed"] == statuses.count("succeeded")
+
+    failed = sorted(t for t, (s, _, _) in tenant_rows(app, run_id).items() if s == "failed")
+    with app.app_context():
+        retry = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli",
+                           tenant_ids=failed, parent_run_id=run_id)
+    assert retry.status == "started"
+    workers = [spawn_worker(app, env), spawn_worker(app, env)]
+    wait_all(workers)
+    again = run_row(app, retry.run.id)
+    assert sorted(tenant_rows(app, retry.run.id)) == failed  # only the failed ones
+    assert (again.parent_run_id, again.tenants_total, again.tenants_done, again.outcome) == (run_id, 3, 3, "failed")
+
+
+def test_circuit_breaker_opens_with_two_workers_on_a_runbook_failing_every_tenant(app, factory):
+    ws = factory.workspace()
+    named_tenants(factory, ws, [f"fail-{i:03d}" for i in range(300)])
+    with app.app_context():
+        run_id = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
+    workers = [spawn_worker(app), spawn_worker(app)]
+    wait_all(workers)
+    run = run_row(app, run_id)
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert (run.status, run.outcome, run.context.get("circuit_open")) == ("completed", "failed", True)
+    assert run.failure_summary[0]["reason_code"] == "circuit_open"
+    assert 20 <= statuses.count("failed") < 100 and statuses.count("cancelled") == 300 - statuses.count("failed")
+    assert run.tenants_done == 300

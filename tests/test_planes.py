@@ -1,6 +1,4 @@
 """Plane isolation, sessions, capabilities, CSRF, login rate limit and audit, break-glass."""
-import re
-
 import pytest
 
 from tenantpilot.models import AuditLog, BreakGlassSession, PlatformUser

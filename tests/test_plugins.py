@@ -186,8 +186,6 @@ def test_seed_demo_hook_adds_plugin_demo_data_once(make_app):
 
 
 def test_plugin_migration_branches_join_version_locations(app):
-    from flask_migrate import Migrate
-
     with app.app_context():
         config = app.extensions["migrate"].migrate.get_config()
     import os

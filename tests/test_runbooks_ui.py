@@ -228,8 +228,6 @@ def test_runs_list_filters_and_keyset_pagination(app, world):
 
 
 def test_run_detail_cancel_retry_failed_and_csv(app, world, factory, drain):
-    from tenantpilot.queue import make_worker
-
     for i in range(2):
         factory.tenant(world["ws"], name=f"fail-{i}")
     client = signed_in(app)

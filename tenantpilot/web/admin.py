@@ -1,7 +1,7 @@
 """The tenant plane (/admin): sign-in, workspace switcher, tenant list, tenant home."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 

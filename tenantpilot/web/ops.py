@@ -338,10 +338,16 @@ def run_csv(run_id: int):
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})
 
 
-def _require_run_permission(run: OperationRun) -> None:
+def _run_for_action(run_id: int) -> OperationRun:
+    """A run an operator acts on (cancel, retry): 404, 403 without the run capability and
+    the runbook's own, 400 without a valid CSRF token."""
+    run = _run_or_404(run_id)
     runbook = registry().runbooks.get(run.type)
     if not current_user.can("platform.runbooks.run") or (runbook and not current_user.can(runbook.capability)):
         abort(403)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    return run
 
 
 @bp.post("/runs/<int:run_id>/cancel")
@@ -349,10 +355,7 @@ def _require_run_permission(run: OperationRun) -> None:
 def run_cancel(run_id: int):
     from ..runs import cancel
 
-    run = _run_or_404(run_id)
-    _require_run_permission(run)
-    if not EmptyForm().validate_on_submit():
-        abort(400)
+    run = _run_for_action(run_id)
     if cancel(run.id):
         audit.record("platform.ops.runs.cancel", actor=current_actor(), target=("operation_run", run.id, run.type),
                      summary=f"Cancelled run #{run.id}")
@@ -365,10 +368,7 @@ def run_cancel(run_id: int):
 @bp.post("/runs/<int:run_id>/retry-failed")
 @platform_required("platform.ops.view")
 def run_retry_failed(run_id: int):
-    run = _run_or_404(run_id)
-    _require_run_permission(run)
-    if not EmptyForm().validate_on_submit():
-        abort(400)
+    run = _run_for_action(run_id)
     failed = list(db.session.scalars(select(OperationRunTenant.tenant_id).where(
         OperationRunTenant.run_id == run.id, OperationRunTenant.status == "failed")))
     if run.status != "completed" or not failed:

@@ -13,7 +13,7 @@ from tenantpilot.models import Tenant
 def execute_tenant(job):
     name = db.session.get(Tenant, job.tenant_id).name
     if "fail" in name:
-        raise TenantJobError("simulated_failure", f"Tenant refused the change (contact admin@example.com)")
+        raise TenantJobError("simulated_failure", "Tenant refused the change (contact admin@example.com)")
     if "boom" in name:
         raise RuntimeError("secret-token-abcdefghijklmnopqrstuvwxyz0123456789 leaked")
     if "slow" in name:
