@@ -297,3 +297,19 @@ def test_runs_list_tenant_filter_finds_single_and_fan_out_runs(app, world):
     ids_b = [int(x) for x in re.findall(r'data-run="(\d+)"', client.get(f"/system/ops/runs?tenant={b.id}").get_data(as_text=True))]
     assert ids_a == [single] and ids_b == [ws_run]
     assert re.findall(r'data-run="', client.get(f"/system/ops/runs?tenant={a.id}&before={single}").get_data(as_text=True)) == []
+
+
+def test_preflight_shows_how_many_tenants_a_workspace_pause_skips(app, world, drain):
+    with app.app_context():
+        db.session.add(OperationalControlActivation(control_key="tests.rename", scope_type="workspace",
+                                                    workspace_id=world["ws2"].id, reason_text="Fabrikam freeze"))
+        db.session.commit()
+    client = signed_in(app)
+    resp, body = confirm(client, preflight(client, {"kind": "all_tenants"}).headers["Location"],
+                         confirmation="RENAME", reason_code="DATA_REPAIR", reason_text="cleanup")
+    assert "Skipped (workspace paused)" in body and re.search(r'kpi-value warn">2<', body)
+    drain()
+    run = run_row(app, int(resp.headers["Location"].split("/")[-1]))
+    assert (run.tenants_skipped, run.outcome) == (2, "succeeded")
+    assert {r[:2] for t, r in tenant_rows(app, run.id).items() if t in {world["tenants"][3].id, world["tenants"][4].id}} \
+        == {("skipped", "paused")}
