@@ -149,6 +149,12 @@ def _blueprints(app: Flask, pm) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(system.bp, url_prefix="/system")
     app.register_blueprint(ops.bp, url_prefix="/system/ops")
+    from .web import controls_ui
+
+    app.register_blueprint(controls_ui.bp, url_prefix="/system/ops/controls")
+    from .web import audit_ui
+
+    app.register_blueprint(audit_ui.bp, url_prefix="/system/audit")
     app.register_blueprint(admin.bp, url_prefix="/admin")
     # rq-dashboard needs app config and the app's Redis connection, and its endpoint names
     # are absolute ("rq_dashboard.static"), so it is mounted here rather than via the hook.

@@ -23,6 +23,7 @@ def register_commands(app) -> None:
     app.cli.add_command(scheduler_command)
     app.cli.add_command(serve_command)
     app.cli.add_command(runbooks_cli)
+    app.cli.add_command(controls_cli)
 
 
 @click.command("plugins")
@@ -165,3 +166,89 @@ def run_deploy():
         else:
             click.echo(f"{rb.label}: {result.message} (run #{result.run.id if result.run else '-'})")
     drain_embedded(current_app._get_current_object())
+
+
+controls_cli = AppGroup("controls", help="Operational controls: pause and resume risky actions (SPEC 4).")
+
+
+def _cli_scope(is_global: bool, workspace_id: int | None) -> tuple[str, int | None]:
+    if is_global == (workspace_id is not None):
+        raise click.UsageError("Give exactly one of --global or --workspace ID.")
+    return ("global", None) if is_global else ("workspace", workspace_id)
+
+
+def _fail(exc) -> None:
+    from .control_service import ControlValidationError
+
+    if isinstance(exc, ControlValidationError):
+        flag = {"control_key": "--key", "scope_type": "--global/--workspace", "workspace_id": "--workspace",
+                "reason": "--reason", "expires_at": "--expires-in"}
+        raise click.ClickException("; ".join(f"{flag.get(k, k)}: {v}" for k, v in exc.errors.items()))
+    raise exc
+
+
+@controls_cli.command("list")
+def controls_list():
+    """Each control key with its label, state and active pauses."""
+    from .control_service import active_pauses, control_keys, state_label
+    from .models import Workspace
+
+    keys = control_keys()
+    if not keys:
+        click.echo("No control keys registered.")
+        return
+    for key, control in keys.items():
+        pauses = active_pauses(key)
+        click.echo(f"{key}  {control.label}  [{state_label(pauses)}]")
+        for p in pauses:
+            where = "Global" if p.scope_type == "global" else (
+                f"workspace {db.session.get(Workspace, p.workspace_id).name} (id {p.workspace_id})")
+            expiry = f"expires {p.expires_at:%Y-%m-%d %H:%M} UTC" if p.expires_at else "no expiry"
+            click.echo(f"  - {where}: {p.reason_text} ({expiry})")
+
+
+@controls_cli.command("pause")
+@click.option("--key", "control_key", required=True, help="Control key, e.g. findings.lifecycle.backfill")
+@click.option("--global", "is_global", is_flag=True, help="Pause for every workspace.")
+@click.option("--workspace", "workspace_id", type=int, default=None, help="Pause one workspace (ID).")
+@click.option("--reason", required=True, help="Why (5-500 characters).")
+@click.option("--expires-in", "expires_in", type=int, default=None, help="Minutes until it resumes by itself.")
+def controls_pause(control_key, is_global, workspace_id, reason, expires_in):
+    """Pause a control (or update the existing pause of that scope)."""
+    from datetime import timedelta
+
+    from .actors import Actor
+    from .control_service import ControlValidationError, pause
+    from .timeutil import utcnow
+
+    scope_type, ws = _cli_scope(is_global, workspace_id)
+    if expires_in is not None and expires_in < 1:
+        raise click.BadParameter("must be at least 1 minute", param_hint="--expires-in")
+    expires_at = utcnow() + timedelta(minutes=expires_in) if expires_in else None
+    try:
+        outcome = pause(control_key, scope_type, ws, reason, expires_at, Actor.system("CLI"))
+    except ControlValidationError as exc:
+        _fail(exc)
+    where = "globally" if scope_type == "global" else f"in workspace {ws}"
+    click.echo(f"{control_key}: {'paused' if outcome == 'paused' else 'pause updated'} {where}.")
+
+
+@controls_cli.command("resume")
+@click.option("--key", "control_key", required=True)
+@click.option("--global", "is_global", is_flag=True)
+@click.option("--workspace", "workspace_id", type=int, default=None)
+def controls_resume(control_key, is_global, workspace_id):
+    """Resume a paused control scope."""
+    from .actors import Actor
+    from .control_service import ControlValidationError, resume
+
+    scope_type, ws = _cli_scope(is_global, workspace_id)
+    try:
+        outcome = resume(control_key, scope_type, ws, Actor.system("CLI"))
+    except ControlValidationError as exc:
+        _fail(exc)
+    where = "globally" if scope_type == "global" else f"in workspace {ws}"
+    if outcome == "already_enabled":
+        click.echo(f"{control_key} is already enabled {where}; nothing changed.")
+    else:
+        click.echo(f"{control_key}: resumed {where}.")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .api import ScheduledJob
+from .control_service import run_expiry_job
 from .hookspecs import hookimpl
 from .jobs import reap_abandoned_jobs
 from .queue import enqueue_due_scheduled_jobs
@@ -16,4 +17,7 @@ def tenantpilot_register_scheduled_jobs(app):
         # RQ retries with an interval (alert deliveries) wait in the ScheduledJobRegistry;
         # this puts the due ones back on their queue.
         ScheduledJob("ops.enqueue_scheduled_jobs", interval_seconds=5, func=enqueue_due_scheduled_jobs),
+        # Expired control pauses: the evaluator already ignores them; this deletes them and
+        # writes operational_control.expired (SPEC 4).
+        ScheduledJob("ops.expire_control_pauses", interval_seconds=60, func=run_expiry_job),
     ]
