@@ -313,3 +313,36 @@ def test_preflight_shows_how_many_tenants_a_workspace_pause_skips(app, world, dr
     assert (run.tenants_skipped, run.outcome) == (2, "succeeded")
     assert {r[:2] for t, r in tenant_rows(app, run.id).items() if t in {world["tenants"][3].id, world["tenants"][4].id}} \
         == {("skipped", "paused")}
+
+
+def test_runbook_run_detail_fragment_updates_with_the_live_progress(make_app, factory, drain, tmp_path):
+    """A runbook's run_detail fragment is part of the polled fragment, so its figures are
+    current when the run completes (not frozen at the queued state)."""
+    from tenantpilot import hookimpl, seam
+    from tenantpilot.actors import Actor
+    from tenantpilot.api import Runbook
+    from tenantpilot.runs import Scope
+
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "detail.html").write_text("<p data-fragment>Renamed {{ run.summary_counts.get('updated', 0) }}</p>")
+
+    class WithFragment:
+        @hookimpl
+        def tenantpilot_register_runbooks(self, app):
+            return Runbook(key="tests.fragment", label="Fragment", description="", confirmation_word="GO",
+                           capability="platform.runbooks.tests.fragment", preflight=lambda s: {},
+                           execute_tenant=lambda job: {"updated": 2}, templates={"run_detail": "detail.html"})
+
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    app = make_app(plugins=[("fragment", WithFragment())])
+    app.jinja_env.loader = ChoiceLoader([FileSystemLoader(str(tmp_path / "tpl")), app.jinja_env.loader])
+    f = type(factory)(app)
+    f.tenants(f.workspace(), 3)
+    f.platform_user(email="ops@example.test", password="ops-password-1")
+    with app.app_context():
+        run_id = seam.start("tests.fragment", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
+    client = signed_in(app)
+    assert "Renamed 0" in client.get(f"/system/ops/runs/{run_id}/progress").get_data(as_text=True)
+    drain(app)
+    assert "Renamed 6" in client.get(f"/system/ops/runs/{run_id}/progress").get_data(as_text=True)
