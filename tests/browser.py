@@ -56,3 +56,11 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, base: str, plane: str, email: str, password: str) -> None:
+    """Sign in through a plane's real login form."""
+    page.goto(f"{base}/{plane}/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")

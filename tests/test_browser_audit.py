@@ -3,7 +3,7 @@ import pytest
 
 from tenantpilot import audit
 from tenantpilot.actors import Actor
-from tests.browser import chromium, live_server, screenshot
+from tests.browser import chromium, live_server, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -26,10 +26,7 @@ def test_audit_log_filter_and_detail(make_app, factory, tmp_path):
                                "password": "hunter2"})
     with live_server(app) as base, chromium(tmp_path) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/system/login")
-        page.fill("#email", "ops@example.test")
-        page.fill("#password", "ops-password-1")
-        page.click("button[type=submit]")
+        sign_in(page, base, "system", "ops@example.test", "ops-password-1")
         page.click("nav >> text=Audit")
         page.wait_for_selector("h2:has-text('Audit log')")
         assert page.locator("tr[data-event]").count() == 7  # 6 recorded + this sign-in

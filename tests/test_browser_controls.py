@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.browser import chromium, live_server, screenshot
+from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.support import rename_plugin
 
 pytestmark = pytest.mark.browser
@@ -21,10 +21,7 @@ def test_pause_and_resume_globally_in_the_browser(make_app, factory, tmp_path):
     f.platform_user(email="ops@example.test", password="ops-password-1")
     with live_server(app) as base, chromium(tmp_path) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(f"{base}/system/login")
-        page.fill("#email", "ops@example.test")
-        page.fill("#password", "ops-password-1")
-        page.click("button[type=submit]")
+        sign_in(page, base, "system", "ops@example.test", "ops-password-1")
         page.wait_for_selector("text=Controls")
         started = time.monotonic()
 

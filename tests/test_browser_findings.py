@@ -1,20 +1,17 @@
 """Browser: a manager opens a tenant's Findings tab, filters, starts the lifecycle backfill
-from the header action; then an operator pauses nothing and a paused control shows inline."""
+from the header action; with the control paused, the button shows the pause inline."""
 import pytest
 
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationalControlActivation, OperationRun
-from tests.browser import chromium, live_server, screenshot
+from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.helpers import count
 
 pytestmark = pytest.mark.browser
 
 
-def sign_in(page, base, email, password):
-    page.goto(f"{base}/admin/login")
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
+def tenant_user(page, base, email, password):
+    sign_in(page, base, "admin", email, password)
     page.wait_for_selector("text=Your role")
 
 
@@ -23,7 +20,7 @@ def test_findings_tab_filters_and_backfill_action(app, tmp_path):
     assert runner.invoke(args=["demo", "seed"]).exit_code == 0  # demo findings for every tenant
     with live_server(app) as base, chromium(tmp_path) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        sign_in(page, base, "manager@demo.test", "demo-manager-pass")
+        tenant_user(page, base, "manager@demo.test", "demo-manager-pass")
         page.locator("tbody tr a").first.click()
         page.click("[data-tenant-page='findings.list']")
         page.wait_for_selector("[data-finding]")
@@ -48,7 +45,7 @@ def test_paused_backfill_shows_the_reason_inline_and_starts_nothing(app, tmp_pat
         db.session.commit()
     with live_server(app) as base, chromium(tmp_path) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        sign_in(page, base, "owner@demo.test", "demo-owner-pass")
+        tenant_user(page, base, "owner@demo.test", "demo-owner-pass")
         page.locator("tbody tr a").first.click()
         page.click("[data-tenant-page='findings.list']")
         page.wait_for_selector("[data-finding]")

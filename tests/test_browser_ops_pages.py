@@ -4,7 +4,7 @@ import pytest
 from tenantpilot import seam
 from tenantpilot.actors import Actor
 from tenantpilot.runs import Scope
-from tests.browser import chromium, live_server, screenshot
+from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.support import fanout_plugin
 
 pytestmark = pytest.mark.browser
@@ -25,10 +25,7 @@ def test_alerts_page_and_rq_dashboard(make_app, factory, drain, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{base}/system/login")
-        page.fill("#email", "ops@example.test")
-        page.fill("#password", "ops-password-1")
-        page.click("button[type=submit]")
+        sign_in(page, base, "system", "ops@example.test", "ops-password-1")
         page.click("text=Alerts")
         page.wait_for_selector(f"a[href='/system/ops/runs/{run_id}']")
         assert "sent" in page.inner_text("main")

@@ -1,7 +1,7 @@
 """Browser: runbook preflight → confirm → live progress (htmx, no reload) → completed."""
 import pytest
 
-from tests.browser import chromium, live_server, screenshot
+from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.support import rename_plugin
 
 pytestmark = pytest.mark.browser
@@ -20,10 +20,7 @@ def test_runbook_flow_with_live_progress(make_app, factory, tmp_path):
     f.platform_user(email="ops@example.test", password="ops-password-1")
     with live_server(app) as base, chromium(tmp_path) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/system/login")
-        page.fill("#email", "ops@example.test")
-        page.fill("#password", "ops-password-1")
-        page.click("button[type=submit]")
+        sign_in(page, base, "system", "ops@example.test", "ops-password-1")
         page.click("text=Runbooks")
         card = page.locator("[data-runbook='tests.rename']")
         assert card.locator("[data-state=enabled]").is_visible()
