@@ -188,15 +188,6 @@ def mark_running(run_id: int) -> None:
 # costs more than the database round trip itself (measured: ~40% of a no-op tenant).
 _RT = OperationRunTenant.__table__
 
-
-def claim_tenant(run_id: int, tenant_id: int) -> bool:
-    """pending → running, committed before the tenant's work starts, so a worker that dies
-    mid-tenant leaves exactly that tenant 'running'. False if already taken or cancelled."""
-    claimed = _claim(run_id, tenant_id)
-    db.session.commit()
-    return claimed
-
-
 # Built once, executed with per-tenant parameters: constructing the statement each time
 # cost more than executing it.
 _CLAIM = (
@@ -210,6 +201,14 @@ _SETTLE_ONE = (
     .values(status=bindparam("b_status"), counts=bindparam("b_counts", type_=_RT.c.counts.type),
             finished_at=bindparam("b_now"), reason_code=bindparam("b_reason"), message=bindparam("b_message"))
 )
+
+
+def claim_tenant(run_id: int, tenant_id: int) -> bool:
+    """pending → running, committed before the tenant's work starts, so a worker that dies
+    mid-tenant leaves exactly that tenant 'running'. False if already taken or cancelled."""
+    claimed = _claim(run_id, tenant_id)
+    db.session.commit()
+    return claimed
 
 
 def _claim(run_id: int, tenant_id: int) -> bool:
@@ -245,6 +244,8 @@ def _transition(run_id, tenant_ids, from_statuses, to_status, counts=None, reaso
                 message=safe_message(message) if message else None)
     )
     if tenant_ids is not None:
+        if not tenant_ids:
+            return 0
         stmt = stmt.where(_RT.c.tenant_id.in_(tenant_ids) if len(tenant_ids) > 1 else _RT.c.tenant_id == tenant_ids[0])
     return db.session.connection().execute(stmt).rowcount
 
