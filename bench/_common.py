@@ -209,6 +209,14 @@ if __name__ == "__main__":
     pass  # a helper module: `make bench` runs every bench/*.py, this one has nothing to do
 
 
+def wait_until(done, t0: float, timeout: float, poll: float, what: str) -> None:
+    """Poll ``done()`` until true; fail after ``timeout`` seconds counted from ``t0``."""
+    while not done():
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError(f"not {what} after {timeout}s")
+        time.sleep(poll)
+
+
 def run_to_completion(app, config, workers: int, poller, operation: str, scope: dict,
                       timeout: float = 120, poll: float = 0.01) -> tuple[int, float, float]:
     """Start one run through the seam with `workers` worker processes already connected,
@@ -228,13 +236,9 @@ def run_to_completion(app, config, workers: int, poller, operation: str, scope: 
                 raise RuntimeError(f"start returned {res.status}: {res.message}")
             run_id = res.run.id
         pool.release()
-        while True:
-            status = poller.execute("SELECT status FROM operation_runs WHERE id = %s", (run_id,)).fetchone()[0]
-            if status == "completed":
-                break
-            if time.perf_counter() - t0 > timeout:
-                raise RuntimeError(f"run {run_id} not completed after {timeout}s (status {status})")
-            time.sleep(poll)
+        wait_until(lambda: poller.execute("SELECT status FROM operation_runs WHERE id = %s",
+                                          (run_id,)).fetchone()[0] == "completed",
+                   t0, timeout, poll, f"run {run_id} completed")
         wall = time.perf_counter() - t0
         pool.wait()
     finally:

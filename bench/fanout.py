@@ -23,7 +23,7 @@ import time
 import psycopg
 
 from _common import (DATABASE_URL, OPERATION, WorkerPool, _libpq_url, build_app, print_header, run_to_completion,
-                     setup, teardown)
+                     setup, teardown, wait_until)
 
 TENANTS = 2000
 EXTRA_BATCH_SIZES = (1, 100)  # besides the configured default (25): extra rows if time allows
@@ -54,10 +54,8 @@ def raw_once(app, config, workers: int) -> dict:
                         for i in range(TENANTS)])
         t_enqueue = time.perf_counter() - t0
         pool.release()
-        while q.finished_job_registry.count + q.failed_job_registry.count < TENANTS:
-            if time.perf_counter() - t0 > TIMEOUT:
-                raise RuntimeError(f"raw queue not drained after {TIMEOUT}s")
-            time.sleep(POLL)
+        wait_until(lambda: q.finished_job_registry.count + q.failed_job_registry.count >= TENANTS,
+                   t0, TIMEOUT, POLL, "raw queue drained")
         wall = time.perf_counter() - t0
         pool.wait()
     finally:
