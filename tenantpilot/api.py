@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # dotted, lower-case
 SCOPES = ("all_tenants", "workspace", "single_tenant")
@@ -69,9 +69,14 @@ class OperationType:
     # Circuit breaker; None: the app's TENANTPILOT_CIRCUIT_MIN_TENANTS / _FAILURE_RATIO.
     circuit_min_tenants: int | None = None
     circuit_failure_ratio: float | None = None
+    # A summary key counting failed items inside tenants that finished (e.g. restore
+    # items): when > 0 the run ends partially_succeeded rather than succeeded.
+    partial_failure_key: str | None = None
 
     def __post_init__(self):
         _require_key("operation type", self.key)
+        if self.partial_failure_key and self.partial_failure_key not in self.summary_keys:
+            raise DefinitionError(f"operation type {self.key!r}: partial_failure_key must be one of its summary_keys")
         bad = set(self.scopes) - set(SCOPES)
         if bad or not self.scopes:
             raise DefinitionError(f"operation type {self.key!r}: unknown scopes {sorted(bad)}")
@@ -167,17 +172,130 @@ class EventFamily:
         _require_key("event", self.name)
 
 
+# --- The provider boundary (SPEC 5) -------------------------------------------------
+# Platform verbs ("read policies", "apply a policy", "read permissions", "read directory
+# roles") in platform vocabulary; a provider plugin turns them into vendor calls.
+
+PROVIDER_REASONS = (
+    "not_connected",    # the tenant has no provider connection
+    "misconfigured",    # a setting or the secret reference is missing or invalid
+    "auth_failed",      # the vendor refused our credentials
+    "forbidden",        # authenticated, but not allowed to do this
+    "not_found",        # the policy (or tenant) does not exist at the vendor
+    "invalid_payload",  # the vendor rejected what we sent
+    "throttled",        # still throttled after the retries
+    "unavailable",      # the vendor failed (5xx) after the retries, or refused the connection
+    "timeout",          # no answer within the time limit
+    "unsupported",      # this provider cannot do this (e.g. an unknown policy type)
+)
+
+
+class ProviderError(Exception):
+    """A provider call failed. ``reason_code`` is one of PROVIDER_REASONS; ``message`` is
+    short and safe to show: never a secret, token, e-mail or vendor payload."""
+
+    def __init__(self, reason_code: str, message: str = ""):
+        if reason_code not in PROVIDER_REASONS:
+            reason_code = "unavailable"
+        super().__init__(message or reason_code)
+        self.reason_code = reason_code
+        self.message = message or reason_code.replace("_", " ").capitalize() + "."
+
+
 @dataclass(frozen=True)
-class Provider:
-    """A provider implementation by name; factory(tenant_id) returns the client."""
+class PolicyRecord:
+    """One policy as the provider sees it now. ``payload`` is its settable state only
+    (no ids, timestamps or versions), so two payloads compare equal when a restore of one
+    over the other would change nothing."""
+
+    policy_type: str
+    policy_id: str
+    name: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RoleAssignment:
+    """A directory role held by a principal (user, group or service principal)."""
+
+    role: str
+    principal_id: str
+    principal_type: str = "user"
+
+
+@dataclass(frozen=True)
+class ProviderField:
+    """One setting of a provider connection, rendered on the tenant's connection page.
+
+    kind: ``text``; ``guid``; ``secret_ref`` — a reference such as ``env:NAME`` or
+    ``file:/run/secrets/name``, resolved when a client is built and never stored,
+    logged or shown back."""
 
     name: str
     label: str
-    factory: Callable[..., Any]
+    kind: str = "text"
+    required: bool = True
+    help: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("text", "guid", "secret_ref"):
+            raise DefinitionError(f"provider field {self.name!r}: unknown kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class ProviderConnectionInfo:
+    """What a provider factory gets: the tenant, its non-secret settings and the secret
+    resolved from its reference (excluded from repr so it never reaches a log line)."""
+
+    tenant_id: int
+    tenant_external_id: str
+    provider: str
+    settings: Mapping[str, str]
+    secret: str | None = field(default=None, repr=False)
+
+
+@runtime_checkable
+class ProviderClient(Protocol):
+    """The one interface every provider client implements. Methods raise ProviderError."""
+
+    def list_policies(self, policy_type: str) -> list[PolicyRecord]:
+        """Every policy of that type, all pages."""
+
+    def get_policy(self, policy_type: str, policy_id: str) -> PolicyRecord | None:
+        """One policy, or None when it does not exist."""
+
+    def apply_policy(self, policy_type: str, policy_id: str, payload: Mapping[str, Any]) -> str:
+        """Make the policy's settable state equal ``payload`` (creating it if missing).
+        Returns ``"applied"`` when something changed, ``"unchanged"`` when nothing had to."""
+
+    def granted_permissions(self) -> list[str]:
+        """The permissions our app holds in the tenant (e.g. ``Policy.Read.All``)."""
+
+    def directory_role_assignments(self) -> list[RoleAssignment]:
+        """Directory role assignments of the tenant."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider implementation by name.
+
+    factory(info: ProviderConnectionInfo) -> ProviderClient, called in an app context;
+    policy_types maps the policy type keys it supports to labels; fields are the
+    connection settings an admin fills in for a tenant."""
+
+    name: str
+    label: str
+    factory: Callable[[ProviderConnectionInfo], ProviderClient]
+    policy_types: Mapping[str, str] = field(default_factory=dict)
+    fields: tuple[ProviderField, ...] = ()
 
     def __post_init__(self):
         if not re.match(r"^[a-z][a-z0-9_]*$", self.name):
             raise DefinitionError(f"provider name {self.name!r} must be lower_snake_case")
+        if not callable(self.factory):
+            raise DefinitionError(f"provider {self.name!r}: factory must be callable")
+        if sum(f.kind == "secret_ref" for f in self.fields) > 1:
+            raise DefinitionError(f"provider {self.name!r}: at most one secret_ref field")
 
 
 @dataclass(frozen=True)

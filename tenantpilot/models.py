@@ -311,3 +311,24 @@ class OperationalControlActivation(db.Model):
     updated_by: Mapped[int | None] = mapped_column(db.ForeignKey("platform_users.id"))
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+
+
+class ProviderConnection(db.Model):
+    """How the platform reaches one tenant at its vendor (SPEC 5, provider boundary).
+
+    Holds the provider name, its non-secret settings and a *reference* to the secret
+    (``env:NAME`` / ``file:/path``): the secret itself is resolved when a client is built
+    and is never stored, logged, audited or shown back."""
+
+    __tablename__ = "provider_connections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(db.ForeignKey("tenants.id"), unique=True)
+    provider: Mapped[str] = mapped_column(db.String(60))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    secret_ref: Mapped[str | None] = mapped_column(db.String(300))
+    health: Mapped[str] = mapped_column(db.String(20), default="unverified")  # unverified | healthy | failing
+    last_checked_at = mapped_column(db.DateTime, nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(db.String(60))
+    last_error_message: Mapped[str | None] = mapped_column(db.String(300))
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(db.DateTime, default=utcnow, nullable=False)

@@ -74,11 +74,13 @@ def create(
     context: dict,
     batch_size: int,
     parent_run_id: int | None = None,
+    attach=None,
 ) -> tuple[OperationRun, str]:
     """Insert a run and its tenant rows; return (run, 'created'|'deduped'|'scope_busy').
 
     The partial unique indexes decide races: the loser of two concurrent inserts gets the
-    winner's run back, never a second run."""
+    winner's run back, never a second run. ``attach(run)`` (optional) adds domain rows in
+    the same transaction, so they exist exactly when the run does."""
     ident = identity_hash(operation_type, scope, identity_inputs)
     lock = f"{operation_type}:{scope.lock_key}" if scope.lock_key else None
     for attempt in range(8):
@@ -134,6 +136,12 @@ def create(
         run.tenants_done = n_skipped
         run.tenants_skipped = n_skipped
         run.summary_counts = {"tenants": n_skipped, "failed": 0}
+        if attach is not None:
+            try:
+                attach(run)
+            except Exception:
+                db.session.rollback()  # neither the run nor its domain rows
+                raise
         if not todo:  # nothing to dispatch: complete right away
             _mark_completed(run)
         db.session.commit()
@@ -373,11 +381,19 @@ def _mark_completed(run: OperationRun) -> None:
     elif (run.context or {}).get("aborted") or (run.context or {}).get("circuit_open"):
         run.outcome = "failed"
     elif run.tenants_failed == 0:
-        run.outcome = "succeeded"
+        run.outcome = "partially_succeeded" if _items_failed(run) else "succeeded"
     elif run.tenants_failed >= run.tenants_done - run.tenants_skipped:
         run.outcome = "failed"
     else:
         run.outcome = "partially_succeeded"
+
+
+def _items_failed(run: OperationRun) -> bool:
+    """Whether an operation type that reports item-level failures (its
+    ``partial_failure_key``) had some, though every tenant finished."""
+    op = current_app.extensions["tenantpilot"].registry.operation_types.get(run.type)
+    key = op.partial_failure_key if op is not None else None
+    return bool(key and (run.summary_counts or {}).get(key))
 
 
 def _after_completion(run_id: int) -> None:

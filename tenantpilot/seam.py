@@ -60,7 +60,11 @@ def start(
     context: dict | None = None,
     tenant_ids: list[int] | None = None,
     parent_run_id: int | None = None,
+    attach=None,
 ) -> StartResult:
+    """Start an operation. ``attach(run)``, when given, is called inside the transaction
+    that creates the run (never for a dedup, block or refusal): the place to insert the
+    domain rows its job will read, so they commit together with the run."""
     state = current_app.extensions["tenantpilot"]
     op = state.registry.operation_types.get(operation_type)
     if op is None:
@@ -114,7 +118,7 @@ def start(
     run, outcome = runs.create(
         operation_type=op.key, scope=scope, identity_inputs=identity_inputs, tenants=universe, skipped=skipped,
         initiator=actor, context=run_context, batch_size=current_app.config["TENANTPILOT_FANOUT_BATCH_SIZE"],
-        parent_run_id=parent_run_id,
+        parent_run_id=parent_run_id, attach=attach,
     )
     if outcome == "deduped":
         return StartResult("deduped", run=run, message=f"{op.label} is already queued.", label=op.label)

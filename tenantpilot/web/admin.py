@@ -1,10 +1,12 @@
 """The tenant plane (/admin): sign-in, workspace switcher, tenant list, tenant home."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 
+from .. import providers
+from ..actors import Actor
 from ..extensions import db
 from ..models import Membership, OperationRun, Tenant, User, Workspace
 from ..planes import tenant_required
@@ -69,3 +71,76 @@ def tenant_home(tenant_id: int):
         select(OperationRun).where(OperationRun.tenant_id == tenant_id).order_by(OperationRun.id.desc()).limit(10)
     ).scalars().all()
     return render_template("admin/tenant_home.html", tenant=g.tenant, membership=g.membership, runs=runs)
+
+
+@bp.get("/t/<int:tenant_id>/runs/<int:run_id>")
+@tenant_required("tenant.view")
+def tenant_run(tenant_id: int, run_id: int):
+    """One operation run of this tenant, as its members see it: status, counts and the
+    sanitized failures. A run of another tenant (or a platform-wide run) is a 404."""
+    run = db.session.get(OperationRun, run_id)
+    if run is None or run.tenant_id != tenant_id:
+        abort(404)
+    return render_template("admin/tenant_run.html", tenant=g.tenant, membership=g.membership, run=run)
+
+
+# --- provider connection (SPEC 5, provider boundary) ------------------------------------
+
+def _connection_page(tenant_id: int, *, chosen: str | None = None, values=None, errors=None, status=200):
+    registered = providers.registered()
+    conn = providers.connection_for(tenant_id)
+    chosen = chosen if chosen in registered else (conn.provider if conn and conn.provider in registered
+                                                   else next(iter(registered), None))
+    if values is None:
+        values = dict(conn.settings or {}) if conn and conn.provider == chosen else {}
+        provider = registered.get(chosen)
+        guid_field = next((f for f in provider.fields if f.name == "tenant_guid"), None) if provider else None
+        if guid_field and not values.get("tenant_guid"):
+            values["tenant_guid"] = g.tenant.external_id  # the tenant's directory id, as a starting point
+    return render_template("admin/connection.html", tenant=g.tenant, membership=g.membership, connection=conn,
+                           providers=registered, chosen=chosen, values=values, errors=errors or {},
+                           can_manage="tenant.manage" in g.membership.capabilities, form=EmptyForm()), status
+
+
+@bp.get("/t/<int:tenant_id>/connection")
+@tenant_required("tenant.view")
+def connection(tenant_id: int):
+    return _connection_page(tenant_id, chosen=request.args.get("provider"))
+
+
+@bp.post("/t/<int:tenant_id>/connection")
+@tenant_required("tenant.manage")
+def save_connection(tenant_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    provider = providers.registered().get(request.form.get("provider", ""))
+    if provider is None:
+        return _connection_page(tenant_id, errors={"provider": "Choose one of the installed providers."}, status=400)
+    values = {f.name: request.form.get(f.name, "") for f in provider.fields}
+    errors = providers.validate_settings(provider, values)
+    conn = providers.connection_for(tenant_id)
+    keeps_secret = conn is not None and conn.provider == provider.name and conn.secret_ref
+    for f in provider.fields:  # a blank secret reference keeps the stored one
+        if f.kind == "secret_ref" and keeps_secret and errors.get(f.name, "").endswith("is required."):
+            errors.pop(f.name)
+    if errors:
+        shown = {k: v for k, v in values.items() if not any(f.name == k and f.kind == "secret_ref" for f in provider.fields)}
+        return _connection_page(tenant_id, chosen=provider.name, values=shown, errors=errors, status=400)
+    providers.save_connection(g.tenant, provider, values, Actor.human(current_user))
+    flash(f"Provider connection saved: {provider.label}. Test it to check access.", "info")
+    return redirect(url_for("admin.connection", tenant_id=tenant_id))
+
+
+@bp.post("/t/<int:tenant_id>/connection/check")
+@tenant_required("tenant.manage")
+def check_connection(tenant_id: int):
+    if not EmptyForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    conn = providers.check_connection(tenant_id)
+    if conn is None:
+        flash("This tenant has no provider connection yet.", "error")
+    elif conn.health == "healthy":
+        flash("Connection healthy: the provider answered.", "info")
+    else:
+        flash(f"Connection failing: {conn.last_error_message}", "error")
+    return redirect(url_for("admin.connection", tenant_id=tenant_id))

@@ -11,6 +11,7 @@ BADGES = {
     "pending": "neutral", "succeeded": "ok", "partially_succeeded": "warn", "failed": "bad",
     "blocked": "warn", "cancelled": "neutral", "skipped": "neutral", "success": "ok",
     "enabled": "ok", "paused": "warn", "sent": "ok",
+    "applied": "ok", "unchanged": "neutral", "healthy": "ok", "failing": "bad", "unverified": "neutral",
 }
 
 

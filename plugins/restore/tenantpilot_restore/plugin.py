@@ -1,13 +1,62 @@
-"""Registers the "Restore execution" operational control (SPEC 4)."""
+"""The restore plugin (SPEC 5): backups captured from a tenant's provider, restore runs
+with the create wizard, and the "Restore execution" operational control that gates
+"Execute restore" (SPEC 4)."""
+from __future__ import annotations
+
 from tenantpilot import hookimpl
-from tenantpilot.api import ControlKey
+from tenantpilot.api import ControlKey, OperationType, TenantPage
+
+from . import models  # noqa: F401  (puts the restore tables on the shared metadata)
+from . import service
+
+__version__ = "0.2.0"
 
 
 @hookimpl
 def tenantpilot_register_control_keys(app):
     return ControlKey(
-        key="restore.execute",
+        key=service.EXECUTE_KEY,
         label="Restore execution",
-        operation_types=("restore.execute",),
+        operation_types=(service.EXECUTE_KEY,),
         surfaces=("admin.restore_runs",),
     )
+
+
+@hookimpl
+def tenantpilot_register_operation_types(app):
+    return [
+        OperationType(
+            key=service.EXECUTE_KEY, label=service.EXECUTE_LABEL, execute_tenant=service.execute_tenant,
+            summary_keys=("applied", "unchanged", "items_failed"), partial_failure_key="items_failed",
+            tenant_capabilities=service.EXECUTE_CAPABILITIES, control_key=service.EXECUTE_KEY,
+            scopes=("single_tenant",),
+        ),
+        OperationType(
+            key=service.CAPTURE_KEY, label=service.CAPTURE_LABEL, execute_tenant=service.capture_tenant,
+            tenant_capabilities=("tenant.manage",), scopes=("single_tenant",),
+        ),
+    ]
+
+
+@hookimpl
+def tenantpilot_register_blueprints(app, plane):
+    if plane == "admin":
+        from .views import bp
+
+        return bp
+    return None
+
+
+@hookimpl
+def tenantpilot_register_tenant_pages(app):
+    return [
+        TenantPage(key="restore.backups", label="Backups", endpoint="restore_admin.backups", order=20),
+        TenantPage(key="restore.runs", label="Restore runs", endpoint="restore_admin.restore_runs", order=30),
+    ]
+
+
+@hookimpl
+def tenantpilot_seed_demo(app):
+    from . import demo
+
+    demo.seed()

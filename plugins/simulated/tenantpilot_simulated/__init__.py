@@ -1,0 +1,1 @@
+"""The `simulated` provider: deterministic fake tenant state in local tables."""
