@@ -97,6 +97,8 @@ def start_capture(tenant_id: int, actor: Actor):
 # --- preview ---------------------------------------------------------------------------
 
 def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict) and not value and not prefix:
+        return {}  # a policy that does not exist yet: every setting of the backup is new
     if isinstance(value, dict) and value:
         out = {}
         for key in sorted(value):
@@ -201,9 +203,15 @@ def safety_checks(tenant: Tenant, backup: BackupSet, items: list[BackupItem]) ->
                         f"{active} restore(s) of this tenant are still running." if active else "None running."))
     decision = controls.evaluate(EXECUTE_KEY, tenant.workspace_id)
     checks.append(Check("restore_control", "Restore execution enabled", "warn" if decision.paused else "ok",
-                        f"Restore execution is currently paused. {decision.reason or ''} You can still record a dry run."
+                        _sentence("Restore execution is currently paused. " + (decision.reason or ""))
+                        + " You can still record a dry run."
                         if decision.paused else "Enabled."))
     return checks
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def blocking(checks: list[Check]) -> bool:

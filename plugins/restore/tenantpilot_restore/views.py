@@ -231,7 +231,7 @@ def create(tenant_id: int):
         return _render_confirm(form, backup, items, status=400)
     if form.dry_run.data:
         rr = service.record_dry_run(g.tenant, backup, items, form.scope.data, current_user)
-        flash(f"Dry run recorded: {len(items)} item(s) previewed, nothing applied.", "info")
+        flash(f"Dry run #{rr.id} recorded: {len(items)} item(s) previewed.", "info")
         return redirect(url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id))
     result, rr = service.start_restore(g.tenant, backup, items, form.scope.data, current_user)
     return _after_start(tenant_id, result, rr,
@@ -243,8 +243,8 @@ def _after_start(tenant_id, result, rr, render_feedback):
         abort(result.http_status)
     if result.ok and rr is not None:
         run_id = result.run.id
-        flash(f"Restore started (run #{run_id})." if result.status == "started"
-              else f"This restore is already queued (run #{run_id}).", "info")
+        flash(f"Restore #{rr.id} started (operation run #{run_id})." if result.status == "started"
+              else f"Restore #{rr.id} is already queued (operation run #{run_id}).", "info")
         return redirect(url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id))
     # blocked (409: "Restore execution paused"), enqueue_failed (503), invalid (400)
     return render_feedback(result, result.http_status)

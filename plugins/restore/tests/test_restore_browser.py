@@ -136,7 +136,7 @@ def test_capture_preview_dry_run_and_restore_in_the_browser(app, world, tmp_path
         page.fill("#tenant_name", "Alpha Tenant")
         page.click("button[data-submit=execute]")
         page.wait_for_selector("#restore-live")
-        assert "Restore started (run #" in page.inner_text("main")
+        assert "started (operation run #" in page.inner_text("main")
         assert page.locator("#restore-live progress").is_visible()
         page.evaluate("window.__notReloaded = true")
         page.wait_for_selector("[data-restore-status]:text-is('Succeeded')", timeout=30000)
@@ -146,7 +146,10 @@ def test_capture_preview_dry_run_and_restore_in_the_browser(app, world, tmp_path
         assert page.inner_text("[data-count=applied]") == "2"
         assert page.inner_text("[data-count=unchanged]") == "5"
         assert page.inner_text("[data-count=failed]") == "0"
-        assert page.locator("[data-result=applied]").count() == 2
+        applied = page.locator("[data-result=applied]")
+        assert applied.count() == 2
+        applied.first.locator("summary").click()  # what the restore changed, beside its result
+        assert "description" in applied.first.locator("table.diff").inner_text()
         screenshot(page, "restore-succeeded")
 
         page.click("[data-tenant-page='restore.runs']")

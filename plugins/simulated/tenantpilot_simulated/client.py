@@ -141,9 +141,9 @@ class SimulatedClient:
 
     def apply_policy(self, policy_type: str, policy_id: str, payload: Mapping[str, Any]) -> str:
         self._check_type(policy_type)
+        self._log("apply_policy", policy_type, policy_id)  # a rejected call is still a call
         if not isinstance(payload, Mapping) or not payload:
             raise ProviderError("invalid_payload", "The policy payload must be a non-empty object.")
-        self._log("apply_policy", policy_type, policy_id)
         row = self._row(policy_type, policy_id)
         if row is not None and row.payload == dict(payload):
             return "unchanged"

@@ -1,0 +1,26 @@
+"""Registers the Microsoft Graph provider (entry point ``microsoft_graph``)."""
+from __future__ import annotations
+
+from tenantpilot import hookimpl
+from tenantpilot.api import Provider, ProviderField
+
+from .client import POLICY_TYPES, build_client
+
+
+@hookimpl
+def tenantpilot_register_providers(app):
+    """One provider, ``microsoft_graph``: a client-credentials app registration per tenant."""
+    return Provider(
+        name="microsoft_graph",
+        label="Microsoft Graph",
+        factory=build_client,
+        policy_types={key: label for key, (label, _) in POLICY_TYPES.items()},
+        fields=(
+            ProviderField("tenant_guid", "Directory (tenant) ID", kind="guid",
+                          help="The Microsoft Entra tenant's GUID."),
+            ProviderField("client_id", "Application (client) ID", kind="guid",
+                          help="The app registration granted the Graph application permissions."),
+            ProviderField("client_secret_ref", "Client secret reference", kind="secret_ref",
+                          help="Where the app's client secret is, e.g. env:GRAPH_CLIENT_SECRET."),
+        ),
+    )
