@@ -209,6 +209,12 @@ if __name__ == "__main__":
     pass  # a helper module: `make bench` runs every bench/*.py, this one has nothing to do
 
 
+def checks_verdict(checks_ok: bool, began: float) -> int:
+    """The last line of a bench script; its exit code (1 when a check failed)."""
+    print(f"checks: {'OK' if checks_ok else 'FAILED'}; total time {time.monotonic() - began:.0f} s")
+    return 0 if checks_ok else 1
+
+
 def wait_until(done, t0: float, timeout: float, poll: float, what: str) -> None:
     """Poll ``done()`` until true; fail after ``timeout`` seconds counted from ``t0``."""
     while not done():

@@ -33,8 +33,8 @@ os.environ["BENCH_REDIS_URL"] = os.environ.get("BENCH_FINDINGS_REDIS_URL", "redi
 
 import psycopg  # noqa: E402
 
-from _common import (DATABASE_URL, _libpq_url, print_header, run_to_completion, seed_tenants,  # noqa: E402
-                     setup, teardown)
+from _common import (DATABASE_URL, _libpq_url, checks_verdict, print_header, run_to_completion,  # noqa: E402
+                     seed_tenants, setup, teardown)
 
 KEY = "findings.lifecycle.backfill"
 POLL = 0.02
@@ -175,8 +175,7 @@ def main() -> int:
         for label, rate in rows:
             print(f"{label:<46} | {rate:>9,.0f} findings/s")
         print()
-        print(f"checks: {'OK' if checks_ok else 'FAILED'}; total time {time.monotonic() - began:.0f} s")
-        return 0 if checks_ok else 1
+        return checks_verdict(checks_ok, began)
     finally:
         poller.close()
         teardown(app)

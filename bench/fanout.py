@@ -22,8 +22,8 @@ import time
 
 import psycopg
 
-from _common import (DATABASE_URL, OPERATION, WorkerPool, _libpq_url, build_app, print_header, run_to_completion,
-                     setup, teardown, wait_until)
+from _common import (DATABASE_URL, OPERATION, WorkerPool, _libpq_url, build_app, checks_verdict, print_header,
+                     run_to_completion, setup, teardown, wait_until)
 
 TENANTS = 2000
 EXTRA_BATCH_SIZES = (1, 100)  # besides the configured default (25): extra rows if time allows
@@ -109,8 +109,7 @@ def main() -> int:
             raw = next(rate for label, rate, _u, _b, w in rows if label.startswith("raw") and w == workers)
             print(f"ratio fan-out (batch {default}) / raw RQ, {workers} worker(s): {fan / raw:.2f} "
                   f"({fan:.0f} tenants/s vs {raw:.0f} jobs/s)")
-        print(f"checks: {'OK' if checks_ok else 'FAILED'}; total time {time.monotonic() - began:.0f} s")
-        return 0 if checks_ok else 1
+        return checks_verdict(checks_ok, began)
     finally:
         poller.close()
         teardown(app)

@@ -27,7 +27,8 @@ os.environ["BENCH_DATABASE_URL"] = os.environ.get(
 
 import psycopg  # noqa: E402
 
-from _common import DATABASE_URL, WorkerPool, _libpq_url, print_header, setup, teardown, wait_until  # noqa: E402
+from _common import (DATABASE_URL, WorkerPool, _libpq_url, checks_verdict, print_header, setup,  # noqa: E402
+                     teardown, wait_until)
 
 ITEMS = 500
 TIMEOUT = 300
@@ -161,8 +162,7 @@ def main() -> int:
         for label, rate, wall in results:
             print(f"{label:<32} | {rate:>8,.0f} | {wall:>8.2f} s")
         print()
-        print(f"checks: {'OK' if checks_ok else 'FAILED'}; total time {time.monotonic() - began:.0f} s")
-        return 0 if checks_ok else 1
+        return checks_verdict(checks_ok, began)
     finally:
         poller.close()
         teardown(app)
