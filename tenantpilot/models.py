@@ -332,3 +332,47 @@ class ProviderConnection(db.Model):
     last_error_message: Mapped[str | None] = mapped_column(db.String(300))
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+
+
+class ProductUsageEvent(db.Model):
+    """One privacy-safe product milestone (SPEC 6): tenant-bound, tokens only. Written
+    by tenantpilot.telemetry.record and nothing else; read through the rollups below."""
+
+    __tablename__ = "product_usage_events"
+    __table_args__ = (
+        Index("ix_product_usage_events_occurred", "occurred_at"),
+        Index("ix_product_usage_events_event_occurred", "event_name", "occurred_at"),
+        Index("ix_product_usage_events_ws_tenant_occurred", "workspace_id", "tenant_id", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"))
+    tenant_id: Mapped[int] = mapped_column(db.ForeignKey("tenants.id"))
+    user_id: Mapped[int | None] = mapped_column()
+    event_name: Mapped[str] = mapped_column(db.String(120))
+    feature_area: Mapped[str] = mapped_column(db.String(60))
+    subject_type: Mapped[str | None] = mapped_column(db.String(60))
+    subject_id: Mapped[str | None] = mapped_column(db.String(120))
+    meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    occurred_at = mapped_column(db.DateTime, nullable=False)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+
+
+class ProductUsageHourly(db.Model):
+    """Events per (hour, event name), maintained in the recording transaction: a 30-day
+    summary reads ≤ 720 × families rows instead of millions of events."""
+
+    __tablename__ = "product_usage_hourly"
+    bucket_start = mapped_column(db.DateTime, primary_key=True)
+    event_name: Mapped[str] = mapped_column(db.String(120), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+
+
+class ProductUsageWorkspace(db.Model):
+    """Each workspace's latest event. Windows always end now, so a workspace is active in
+    [now − w, now] exactly when its latest event is at or after now − w: distinct active
+    workspaces become one indexed range count."""
+
+    __tablename__ = "product_usage_workspaces"
+    __table_args__ = (Index("ix_product_usage_workspaces_last", "last_event_at"),)
+    workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"), primary_key=True)
+    last_event_at = mapped_column(db.DateTime, nullable=False)

@@ -15,7 +15,8 @@ from .capabilities import PLATFORM_CAPABILITIES
 
 ENTRY_POINT_GROUP = "tenantpilot"
 # Core features implemented as plugins of the core itself (as Datasette does).
-DEFAULT_PLUGINS = ("tenantpilot.notify", "tenantpilot.alerts", "tenantpilot.housekeeping", "tenantpilot.runbook_events")
+DEFAULT_PLUGINS = ("tenantpilot.notify", "tenantpilot.alerts", "tenantpilot.housekeeping", "tenantpilot.runbook_events",
+                   "tenantpilot.telemetry_hooks")
 
 
 class StartupError(RuntimeError):

@@ -2,7 +2,7 @@
 deploy hook, API — starts work here, in this order:
 
 capability check → control evaluation (+ blocked audit) → scope lock → idempotent run
-creation → enqueue.
+creation → enqueue → telemetry.
 
 It returns a StartResult that every surface renders the same way.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy import select
 
-from . import audit, controls, runs
+from . import audit, controls, runs, telemetry
 from .actors import Actor
 from .api import SOURCES
 from .extensions import db
@@ -135,7 +135,18 @@ def start(
             runs.abort(run.id, "enqueue_failed", "The job queue could not be reached; nothing was started.")
             return StartResult("enqueue_failed", run=db.session.get(OperationRun, run.id), label=op.label,
                                message="The job queue is unreachable; the run was marked failed. Try again shortly.")
+    _record_started(op, scope, actor, run)
     return StartResult("started", run=run, message=f"{op.label} started.", label=op.label)
+
+
+def _record_started(op, scope: Scope, actor: Actor, run: OperationRun) -> None:
+    """Telemetry source: a person started a tenant-bound run that did not exist yet
+    (dedup hits, refusals and system-initiated runs never get here or are skipped)."""
+    if actor.kind not in ("human", "platform") or scope.kind != "single_tenant":
+        return
+    telemetry.record("product.operations.started", workspace_id=scope.workspace_id, tenant_id=scope.tenant_id,
+                     user_id=actor.id if actor.kind == "human" else None, subject_type="operation_run",
+                     subject_id=str(run.id), metadata={"operation_type": op.key})
 
 
 def _check_capabilities(op, scope: Scope, actor: Actor) -> str | None:

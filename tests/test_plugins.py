@@ -120,7 +120,7 @@ def test_registration_hooks_feed_the_registry(make_app):
     assert "acme.cleanup_a" in reg.control_keys
     assert "product.acme_a.used" in reg.event_families
     assert "acme_a" in reg.providers
-    assert [w.key for w in reg.widgets] == ["acme.widget_a"]
+    assert [w.key for w in reg.widgets] == ["telemetry.product", "acme.widget_a"]  # the core's own, by order
     assert "acme.tick_a" in reg.scheduled_jobs
     assert "platform.runbooks.acme.cleanup_a" in reg.platform_capabilities
     assert reg.owners[("runbook", "acme.cleanup_a")] == "acme"

@@ -1,0 +1,1 @@
+"""Built-in TenantPilot plugin: tenant onboarding (its telemetry family for now)."""

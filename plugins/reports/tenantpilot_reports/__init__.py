@@ -1,0 +1,1 @@
+"""Built-in TenantPilot plugin: stored reports (its telemetry family for now)."""

@@ -1,0 +1,1 @@
+"""Built-in TenantPilot plugin: review packs (its telemetry family for now)."""

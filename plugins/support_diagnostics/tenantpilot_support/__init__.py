@@ -1,0 +1,1 @@
+"""Built-in TenantPilot plugin: support diagnostics (its telemetry family for now)."""

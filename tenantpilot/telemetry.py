@@ -1,0 +1,347 @@
+"""Product usage telemetry (SPEC 6): the recorder, the window summary, retention.
+
+The recorder is the only write path. It validates against the event catalog (what the
+plugins registered through ``tenantpilot_register_event_families``) and accepts tokens,
+ints, bools and timestamps only, so free text, e-mails and payloads cannot get in. It
+writes in a transaction of its own, after the source action committed, and never raises:
+a failure is logged and counted, and the user's action stands.
+
+Reading: a window always ends now. The summary is exact and cheap at any table size:
+- family counts = the hourly rollup for the whole hours of the window (kept up to date in
+  the recording transaction, current hour included) + the raw events of the window's
+  first, partial hour (at most one hour of rows, by the occurred_at index);
+- active workspaces = workspaces whose latest event is inside the window (one indexed
+  range count over product_usage_workspaces).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from flask import current_app
+from sqlalchemy import case, delete, func, insert, select
+
+from .extensions import db
+from .models import ProductUsageEvent, ProductUsageHourly, ProductUsageWorkspace
+from .timeutil import utcnow
+
+log = logging.getLogger("tenantpilot.telemetry")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._:+/-]{1,120}$")
+WINDOWS = {"24h": (timedelta(hours=24), "Last 24 hours"),
+           "7d": (timedelta(days=7), "Last 7 days"),
+           "30d": (timedelta(days=30), "Last 30 days")}
+DEFAULT_WINDOW = "24h"
+PRUNE_BATCH = 10_000
+_errors = 0  # recording failures in this process (also counted in Redis, see _count_error)
+
+
+class TelemetryError(ValueError):
+    """An event the recorder refuses (unknown event, disallowed key, unsafe value)."""
+
+
+# --- validation -----------------------------------------------------------------------
+
+def _token(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not TOKEN_RE.match(value):
+        raise TelemetryError(f"{what} must be a machine-safe token ([A-Za-z0-9._:+/-], at most 120 characters)")
+    return value
+
+
+def _metadata_value(key: str, value: Any):
+    if isinstance(value, bool) or isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return _token(value, f"metadata value of {key!r}")
+    raise TelemetryError(f"metadata value of {key!r} must be an int, a bool, a timestamp or a token, "
+                         f"not {type(value).__name__}")
+
+
+def validate(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int | None = None,
+             subject_type: str | None = None, subject_id: str | None = None,
+             metadata: Mapping[str, Any] | None = None) -> dict:
+    """The row the recorder would write, or TelemetryError saying what is wrong."""
+    family = current_app.extensions["tenantpilot"].registry.event_families.get(event_name)
+    if family is None:
+        raise TelemetryError(f"unknown telemetry event {event_name!r}")
+    for name, value in (("workspace_id", workspace_id), ("tenant_id", tenant_id)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TelemetryError(f"{name} is required: telemetry is tenant-bound")
+    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
+        raise TelemetryError("user_id must be an int")
+    if not isinstance(metadata or {}, Mapping):
+        raise TelemetryError("metadata must be a mapping")
+    clean = {}
+    for key, value in (metadata or {}).items():
+        if key not in family.metadata_keys:
+            raise TelemetryError(f"metadata key {key!r} is not allowed for {event_name}")
+        if value is not None:  # None is dropped, not stored
+            clean[key] = _metadata_value(key, value)
+    return {
+        "workspace_id": workspace_id, "tenant_id": tenant_id, "user_id": user_id,
+        "event_name": event_name, "feature_area": family.feature_area,
+        "subject_type": None if subject_type is None else _token(subject_type, "subject_type"),
+        "subject_id": None if subject_id is None else _token(subject_id, "subject_id"),
+        "meta": clean,
+    }
+
+
+# --- recording ------------------------------------------------------------------------
+
+def _upsert(conn, table, values: dict, keys: list[str], set_):
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table).values(**values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=set_(stmt.excluded)))
+
+
+def write(conn, row: dict, occurred_at: datetime) -> None:
+    """Insert one validated row and fold it into the rollups, on ``conn``'s transaction."""
+    conn.execute(insert(ProductUsageEvent.__table__).values(
+        workspace_id=row["workspace_id"], tenant_id=row["tenant_id"], user_id=row["user_id"],
+        event_name=row["event_name"], feature_area=row["feature_area"], subject_type=row["subject_type"],
+        subject_id=row["subject_id"], metadata=row["meta"], occurred_at=occurred_at, created_at=utcnow()))
+    hourly, workspaces = ProductUsageHourly.__table__, ProductUsageWorkspace.__table__
+    _upsert(conn, hourly, {"bucket_start": floor_hour(occurred_at), "event_name": row["event_name"], "count": 1},
+            ["bucket_start", "event_name"], lambda excluded: {"count": hourly.c.count + 1})
+    _upsert(conn, workspaces, {"workspace_id": row["workspace_id"], "last_event_at": occurred_at}, ["workspace_id"],
+            lambda excluded: {"last_event_at": case(
+                (excluded.last_event_at > workspaces.c.last_event_at, excluded.last_event_at),
+                else_=workspaces.c.last_event_at)})
+
+
+def record(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int | None = None,
+           subject_type: str | None = None, subject_id: str | None = None,
+           metadata: Mapping[str, Any] | None = None, occurred_at: datetime | None = None) -> bool:
+    """Record one event; call it after the source action committed (this commits the
+    session). Returns whether it was recorded. Never raises: telemetry must not break the
+    user's action."""
+    try:
+        row = validate(event_name, workspace_id=workspace_id, tenant_id=tenant_id, user_id=user_id,
+                       subject_type=subject_type, subject_id=subject_id, metadata=metadata)
+        # A savepoint of the caller's session, then a commit: the caller's action is
+        # already committed (the contract), and one connection keeps SQLite (embedded
+        # mode) from refusing a second writer.
+        with db.session.begin_nested():
+            write(db.session.connection(), row, occurred_at or utcnow())
+        db.session.commit()
+        return True
+    except Exception as exc:
+        _count_error(event_name, exc)
+        return False
+
+
+def _count_error(event_name: str, exc: Exception) -> None:
+    global _errors
+    _errors += 1
+    log.error("telemetry event not recorded", extra={"event": str(event_name)[:120], "error": type(exc).__name__,
+                                                      "reason": str(exc)[:200]})
+    try:
+        state = current_app.extensions["tenantpilot"]
+        state.redis.incr(f"{current_app.config['TENANTPILOT_QUEUE_PREFIX']}:telemetry:errors")
+    except Exception:
+        pass  # the log line above is the record of last resort
+
+
+def error_count() -> int:
+    """Recording failures across processes (Redis), or this process's count."""
+    try:
+        state = current_app.extensions["tenantpilot"]
+        value = state.redis.get(f"{current_app.config['TENANTPILOT_QUEUE_PREFIX']}:telemetry:errors")
+        return int(value or 0)
+    except Exception:
+        return _errors
+
+
+# --- reading --------------------------------------------------------------------------
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: datetime) -> datetime:
+    floor = floor_hour(t)
+    return floor if floor == t else floor + timedelta(hours=1)
+
+
+def parse_window(value: str | None) -> str | None:
+    """'24h' | '7d' | '30d', the default for a missing value, None for an unknown one."""
+    if value in (None, ""):
+        return DEFAULT_WINDOW
+    return value if value in WINDOWS else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    window: str
+    label: str
+    since: datetime
+    counts: dict  # event name → events in the window (every registered family, zeros included)
+    active_workspaces: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def summary(window: str, now: datetime | None = None) -> Summary:
+    """Exact family counts and active workspaces for [now − window, now]."""
+    delta, label = WINDOWS[window]
+    now = now or utcnow()
+    since = now - delta
+    first_full = ceil_hour(since)
+    counts = {name: 0 for name in current_app.extensions["tenantpilot"].registry.event_families}
+    rolled = db.session.execute(
+        select(ProductUsageHourly.event_name, func.sum(ProductUsageHourly.count))
+        .where(ProductUsageHourly.bucket_start >= first_full).group_by(ProductUsageHourly.event_name))
+    edge = db.session.execute(
+        select(ProductUsageEvent.event_name, func.count())
+        .where(ProductUsageEvent.occurred_at >= since, ProductUsageEvent.occurred_at < first_full)
+        .group_by(ProductUsageEvent.event_name))
+    for name, n in list(rolled) + list(edge):
+        counts[name] = counts.get(name, 0) + int(n)
+    active = db.session.scalar(select(func.count()).select_from(ProductUsageWorkspace)
+                               .where(ProductUsageWorkspace.last_event_at >= since))
+    return Summary(window, label, since, counts, int(active or 0))
+
+
+def raw_summary(window: str, now: datetime | None = None) -> Summary:
+    """The same figures counted directly over the raw events (tests and the benchmark
+    compare the two; the dashboard never uses this)."""
+    delta, label = WINDOWS[window]
+    now = now or utcnow()
+    since = now - delta
+    counts = {name: 0 for name in current_app.extensions["tenantpilot"].registry.event_families}
+    for name, n in db.session.execute(
+            select(ProductUsageEvent.event_name, func.count())
+            .where(ProductUsageEvent.occurred_at >= since, ProductUsageEvent.occurred_at <= now)
+            .group_by(ProductUsageEvent.event_name)):
+        counts[name] = counts.get(name, 0) + int(n)
+    active = db.session.scalar(select(func.count(func.distinct(ProductUsageEvent.workspace_id)))
+                               .where(ProductUsageEvent.occurred_at >= since, ProductUsageEvent.occurred_at <= now))
+    return Summary(window, label, since, counts, int(active or 0))
+
+
+SPARK_BUCKETS = {"24h": (timedelta(hours=1), 24), "7d": (timedelta(hours=6), 28), "30d": (timedelta(days=1), 30)}
+
+
+def series(window: str, now: datetime | None = None) -> dict[str, list[int]]:
+    """Events per bucket (oldest first) for each family: the sparklines' trend. Read from
+    the hourly rollup, so the first bucket may include minutes just before the window."""
+    step, n = SPARK_BUCKETS[window]
+    now = now or utcnow()
+    start = floor_hour(now) + timedelta(hours=1) - step * n
+    out = {name: [0] * n for name in current_app.extensions["tenantpilot"].registry.event_families}
+    for bucket, name, count in db.session.execute(
+            select(ProductUsageHourly.bucket_start, ProductUsageHourly.event_name, ProductUsageHourly.count)
+            .where(ProductUsageHourly.bucket_start >= start)):
+        i = int((bucket - start) / step)
+        if name in out and 0 <= i < n:
+            out[name][i] += count
+    return out
+
+
+# --- retention and maintenance -------------------------------------------------------
+
+def _hour_expr(column):
+    if db.engine.dialect.name == "postgresql":
+        return func.date_trunc("hour", column)
+    # SQLite stores SQLAlchemy DateTimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text.
+    return func.strftime("%Y-%m-%d %H:00:00.000000", column)
+
+
+def _rebuild(since: datetime | None = None, until: datetime | None = None) -> None:
+    """Recompute the hourly rollup for [since, until) hour buckets from the raw events."""
+    where = []
+    if since is not None:
+        where.append(ProductUsageEvent.occurred_at >= since)
+    if until is not None:
+        where.append(ProductUsageEvent.occurred_at < until)
+    cond = [ProductUsageHourly.bucket_start >= since] if since is not None else []
+    cond += [ProductUsageHourly.bucket_start < until] if until is not None else []
+    db.session.execute(delete(ProductUsageHourly).where(*cond))
+    hour = _hour_expr(ProductUsageEvent.occurred_at).label("bucket_start")
+    db.session.execute(insert(ProductUsageHourly).from_select(
+        ["bucket_start", "event_name", "count"],
+        select(hour, ProductUsageEvent.event_name, func.count()).where(*where)
+        .group_by(hour, ProductUsageEvent.event_name)))
+
+
+def rebuild_rollups() -> None:
+    """Rebuild both rollups from the raw events (after a bulk load; `flask telemetry
+    rebuild-rollups`). The recorder keeps them current otherwise."""
+    _rebuild()
+    db.session.execute(delete(ProductUsageWorkspace))
+    db.session.execute(insert(ProductUsageWorkspace).from_select(
+        ["workspace_id", "last_event_at"],
+        select(ProductUsageEvent.workspace_id, func.max(ProductUsageEvent.occurred_at))
+        .group_by(ProductUsageEvent.workspace_id)))
+    db.session.commit()
+
+
+def prune(days: int, now: datetime | None = None) -> int:
+    """Delete events older than ``days`` days in batches; returns how many. Touches only
+    the telemetry tables (events and their rollups)."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise TelemetryError("days must be at least 1")
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = select(ProductUsageEvent.id).where(ProductUsageEvent.occurred_at < cutoff).limit(PRUNE_BATCH)
+        n = db.session.execute(delete(ProductUsageEvent).where(ProductUsageEvent.id.in_(ids))).rowcount
+        db.session.commit()
+        deleted += n
+        if n < PRUNE_BATCH:
+            break
+    # Whole hours before the cutoff go; the hour holding the cutoff is recounted.
+    boundary = floor_hour(cutoff)
+    db.session.execute(delete(ProductUsageHourly).where(ProductUsageHourly.bucket_start < boundary))
+    _rebuild(boundary, boundary + timedelta(hours=1))
+    # A workspace whose latest event is older than the cutoff has no events left.
+    db.session.execute(delete(ProductUsageWorkspace).where(ProductUsageWorkspace.last_event_at < cutoff))
+    db.session.commit()
+    return deleted
+
+
+def prune_job() -> None:
+    """The scheduler's daily retention run."""
+    days = current_app.config["TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS"]
+    deleted = prune(days)
+    log.info("telemetry pruned", extra={"deleted": deleted, "days": days})
+
+
+def seed_demo_events(event_name: str, metadata, count: int, seed: int = 0, days: int = 90) -> int:
+    """Demo data (``flask demo seed``): ``count`` events of one family spread over the last
+    ``days`` days across the demo tenants, busier on weekdays and office hours and growing
+    towards today. ``metadata(rng)`` returns one event's metadata. Returns how many."""
+    import random
+
+    from .models import Tenant
+
+    rng = random.Random(f"{event_name}:{seed}")
+    tenants = db.session.execute(select(Tenant.id, Tenant.workspace_id)
+                                 .where(Tenant.is_platform.is_(False)).order_by(Tenant.id)).all()
+    if not tenants:
+        return 0
+    now, written = utcnow(), 0
+    conn = db.session.connection()  # one transaction for the whole family
+    while written < count:
+        age = timedelta(days=days * rng.random() ** 1.6)  # more events recently
+        when = now - age
+        busy = when.weekday() < 5 and 8 <= when.hour < 19
+        if not busy and rng.random() < 0.7:
+            continue
+        tenant_id, workspace_id = tenants[int(len(tenants) * rng.random() ** 1.3)]  # some tenants busier
+        row = validate(event_name, workspace_id=workspace_id, tenant_id=tenant_id, metadata=metadata(rng))
+        write(conn, row, when)
+        written += 1
+    db.session.commit()
+    return written
+
