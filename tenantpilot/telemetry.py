@@ -126,11 +126,15 @@ def record(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int |
     try:
         row = validate(event_name, workspace_id=workspace_id, tenant_id=tenant_id, user_id=user_id,
                        subject_type=subject_type, subject_id=subject_id, metadata=metadata)
+        now = utcnow()
+        if occurred_at is not None and occurred_at > now:
+            # Windows end now: a future event would sit in the rollup but not in the window.
+            raise TelemetryError("occurred_at must not be in the future")
         # A savepoint of the caller's session, then a commit: the caller's action is
         # already committed (the contract), and one connection keeps SQLite (embedded
         # mode) from refusing a second writer.
         with db.session.begin_nested():
-            write(db.session.connection(), row, occurred_at or utcnow())
+            write(db.session.connection(), row, occurred_at or now)
         db.session.commit()
         return True
     except Exception as exc:

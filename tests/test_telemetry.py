@@ -91,6 +91,12 @@ def test_refused_events_raise_in_validate_and_record_nothing(app, world, name, m
     assert count(app, ProductUsageEvent) == 0 and count(app, ProductUsageHourly) == 0
 
 
+def test_a_future_event_is_refused(app, world):
+    _, tenants = world
+    assert not event(app, tenants["Alpha WS"], utcnow() + timedelta(minutes=10))
+    assert count(app, ProductUsageEvent) == 0
+
+
 def test_telemetry_needs_a_real_tenant_context(app, world):
     _, tenants = world
     tenant = tenants["Alpha WS"]

@@ -6,9 +6,9 @@ from datetime import timedelta
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, logout_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from .. import audit
+from .. import audit, dashboard
 from ..actors import Actor
 from ..extensions import db
 from ..models import AlertDelivery, BreakGlassSession, OperationRun, PlatformUser
@@ -70,23 +70,22 @@ def logout():
 @bp.get("/")
 @platform_required("platform.console.view")
 def console():
-    since = utcnow() - timedelta(hours=24)
-    by_status = dict(db.session.execute(
-        select(OperationRun.outcome, func.count()).where(OperationRun.created_at >= since).group_by(OperationRun.outcome)
-    ).all())
-    active = db.session.scalar(select(func.count()).select_from(OperationRun)
-                               .where(OperationRun.status.in_(("queued", "running"))))
-    kpis = {
-        "started": sum(by_status.values()),
-        "succeeded": by_status.get("succeeded", 0),
-        "failed": by_status.get("failed", 0) + by_status.get("partially_succeeded", 0),
-        "active": active,
-    }
-    recent = db.session.execute(select(OperationRun).order_by(OperationRun.id.desc()).limit(10)).scalars().all()
-    window = request.args.get("window", "24h") if request.args.get("window") in ("24h", "7d", "30d") else "24h"
-    widgets = [(w, w.context(window)) for w in current_app.extensions["tenantpilot"].registry.widgets]
-    return render_template("system/console.html", kpis=kpis, recent=recent, widgets=widgets, window=window,
-                           form=BreakGlassForm(), empty_form=EmptyForm())
+    """The control tower (SPEC 7): every section follows ``?window=``; an unknown window
+    answers 400 with the default view and a message by the selector. Writes nothing."""
+    window, window_error = dashboard.parse_window(request.args.get("window"))
+    now = utcnow()
+    since = now - window.delta
+    app = current_app._get_current_object()
+    widgets = [(w, w.context(window.key)) for w in app.extensions["tenantpilot"].registry.widgets]
+    page = render_template(
+        "system/console.html", window=window.key, window_label=window.label, windows=dashboard.WINDOWS,
+        window_error=window_error, kpis=dashboard.run_kpis(since),
+        top_types=dashboard.top_failing_types(since), top_tenants=dashboard.top_failing_tenants(since),
+        failures=dashboard.recent_failures(since), health=dashboard.health(app, now),
+        recent=db.session.execute(select(OperationRun).order_by(OperationRun.id.desc()).limit(10)).scalars().all(),
+        widgets=widgets, form=BreakGlassForm(), empty_form=EmptyForm(), duration=dashboard.duration,
+    )
+    return page, 400 if window_error else 200
 
 
 @bp.post("/break-glass/start")
