@@ -16,6 +16,8 @@ SOURCES = ("system_ui", "tenant_ui", "cli", "deploy_hook", "api")
 # Summary-count vocabulary of SPEC 2; an operation type may add its own keys.
 CORE_SUMMARY_KEYS = ("total", "processed", "updated", "skipped", "failed", "tenants", "items")
 REASON_CODES = ("DATA_REPAIR", "INCIDENT", "SUPPORT", "SECURITY")
+# Tenant-plane pages that show plugin actions (TenantAction.surfaces).
+TENANT_SURFACES = ("tenant_dashboard", "operation_run_viewer")
 
 
 class DefinitionError(ValueError):
@@ -325,6 +327,26 @@ class TenantPage:
 
     def __post_init__(self):
         _require_key("tenant page", self.key)
+
+
+@dataclass(frozen=True)
+class TenantAction:
+    """A button on tenant-plane surfaces: a POST (with CSRF) to ``endpoint``, which takes
+    ``tenant_id`` and, on the operation-run viewer, ``run_id``. Members without
+    ``capability`` do not see it (the view must still check it)."""
+
+    key: str
+    label: str
+    endpoint: str
+    capability: str
+    surfaces: tuple[str, ...] = TENANT_SURFACES
+    order: int = 100
+
+    def __post_init__(self):
+        _require_key("tenant action", self.key)
+        bad = set(self.surfaces) - set(TENANT_SURFACES)
+        if bad or not self.surfaces:
+            raise DefinitionError(f"tenant action {self.key!r}: unknown surfaces {sorted(bad)}")
 
 
 @dataclass(frozen=True)

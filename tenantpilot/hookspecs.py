@@ -86,6 +86,17 @@ def tenantpilot_register_tenant_pages(app):
 
 
 @hookspec
+def tenantpilot_register_tenant_actions(app):
+    """Return ``api.TenantAction`` definitions: POST buttons on the tenant dashboard
+    and/or the operation-run viewer of the tenant plane.
+
+    Called once at app creation. The endpoint is a view of a blueprint you mount on the
+    ``admin`` plane that takes ``tenant_id`` (and ``run_id`` on the run viewer); it must
+    check the capability itself, as the button is only hidden from other members.
+    """
+
+
+@hookspec
 def tenantpilot_register_scheduled_jobs(app):
     """Return ``api.ScheduledJob`` definitions run periodically by the scheduler.
 

@@ -95,6 +95,7 @@ class Registry:
     providers: MappingProxyType
     widgets: tuple
     tenant_pages: tuple
+    tenant_actions: tuple
     scheduled_jobs: MappingProxyType
     owners: MappingProxyType  # (kind, key) -> plugin name
 
@@ -128,6 +129,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
     providers = collect("tenantpilot_register_providers", "provider", api.Provider, "name")
     widgets = collect("tenantpilot_register_dashboard_widgets", "widget", api.DashboardWidget)
     tenant_pages = collect("tenantpilot_register_tenant_pages", "tenant page", api.TenantPage)
+    tenant_actions = collect("tenantpilot_register_tenant_actions", "tenant action", api.TenantAction)
     scheduled = collect("tenantpilot_register_scheduled_jobs", "scheduled job", api.ScheduledJob, "name")
     return Registry(
         runbooks=runbooks,
@@ -137,6 +139,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
         providers=providers,
         widgets=tuple(sorted(widgets.values(), key=lambda w: (w.order, w.key))),
         tenant_pages=tuple(sorted(tenant_pages.values(), key=lambda p: (p.order, p.key))),
+        tenant_actions=tuple(sorted(tenant_actions.values(), key=lambda a: (a.order, a.key))),
         scheduled_jobs=scheduled,
         owners=MappingProxyType(owners),
     )

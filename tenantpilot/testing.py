@@ -292,7 +292,7 @@ class Factory:
         with self.app.app_context():
             i = next(self.n)
             return self._save(Tenant(workspace_id=workspace.id, name=name or f"Tenant {i}",
-                                     external_id=str(uuid.uuid4()), **kw))
+                                     external_id=kw.pop("external_id", str(uuid.uuid4())), **kw))
 
     def tenants(self, workspace, count: int) -> list[int]:
         from sqlalchemy import insert, select

@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from tenantpilot import hookimpl, hookspecs
 from tenantpilot.api import (ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType, Provider,
-                             Runbook, ScheduledJob, TenantPage)
+                             Runbook, ScheduledJob, TenantAction, TenantPage)
 from tenantpilot.plugins import StartupError
 from tenantpilot.testing import login
 
@@ -65,6 +65,13 @@ class Contributions:
                            endpoint=f"acme_admin_{self.tag}.assets", order=200)]
 
     @hookimpl
+    def tenantpilot_register_tenant_actions(self, app):
+        return [TenantAction(key=f"acme.probe_{self.tag}", label="Run acme probe", endpoint=f"acme_admin_{self.tag}.probe",
+                             capability="tenant.view", surfaces=("tenant_dashboard",)),
+                TenantAction(key=f"acme.reset_{self.tag}", label="Reset acme", endpoint=f"acme_admin_{self.tag}.probe",
+                             capability="tenant.manage", order=10)]
+
+    @hookimpl
     def tenantpilot_register_blueprints(self, app, plane):
         bp = Blueprint(f"acme_{plane}_{self.tag}", __name__, url_prefix="/acme")
 
@@ -75,6 +82,11 @@ class Contributions:
         @bp.get("/t/<int:tenant_id>/assets")
         def assets(tenant_id):
             return "assets"
+
+        @bp.post("/t/<int:tenant_id>/probe")
+        @bp.post("/t/<int:tenant_id>/runs/<int:run_id>/probe")
+        def probe(tenant_id, run_id=None):
+            return f"probed {tenant_id} {run_id}"
 
         return bp
 
@@ -122,6 +134,8 @@ def test_registration_hooks_feed_the_registry(make_app):
     assert "acme_a" in reg.providers
     assert [w.key for w in reg.widgets] == ["telemetry.product", "acme.widget_a"]  # the core's own, by order
     assert "acme.tick_a" in reg.scheduled_jobs
+    assert [a.key for a in reg.tenant_actions] == ["acme.reset_a", "acme.probe_a"]  # by (order, key)
+    assert reg.owners[("tenant action", "acme.probe_a")] == "acme"
     assert "platform.runbooks.acme.cleanup_a" in reg.platform_capabilities
     assert reg.owners[("runbook", "acme.cleanup_a")] == "acme"
 
@@ -172,6 +186,42 @@ def test_tenant_pages_show_as_tabs_by_capability(make_app):
     assert f'href="/admin/acme/t/{tenant.id}/assets"' in ro_page and "Acme secrets" not in ro_page
     assert "Acme assets" in mgr_page and "Acme secrets" in mgr_page
     assert app.extensions["tenantpilot"].registry.tenant_pages[0].key == "acme.assets_a"
+
+
+def test_tenant_actions_render_as_post_buttons_by_surface_and_capability(make_app):
+    from tenantpilot.extensions import db
+    from tenantpilot.models import OperationRun
+    from tenantpilot.testing import Factory
+
+    app = make_app(plugins=[("acme", Contributions())])
+    f = Factory(app)
+    ws = f.workspace()
+    tenant = f.tenant(ws)
+    with app.app_context():
+        run = OperationRun(workspace_id=ws.id, tenant_id=tenant.id, type="acme.sync_a", run_identity_hash="x" * 64)
+        db.session.add(run)
+        db.session.commit()
+        run_id = run.id
+    f.user(email="ro@example.test", password="readonly-pass-1", memberships=[(ws, "readonly")])
+    f.user(email="mgr@example.test", password="manager-pass-1", memberships=[(ws, "manager")])
+    readonly, manager = app.test_client(), app.test_client()
+    login(readonly, "admin", "ro@example.test", "readonly-pass-1")
+    login(manager, "admin", "mgr@example.test", "manager-pass-1")
+    form = r'<form method="post" action="{}" class="inline" data-tenant-action="{}">\s*<input type="hidden" name="csrf_token"'
+    home = f"/admin/t/{tenant.id}/"
+    mgr_home = manager.get(home).get_data(as_text=True)
+    assert re.search(form.format(f"/admin/acme/t/{tenant.id}/probe", "acme.probe_a"), mgr_home)
+    assert mgr_home.index("Reset acme") < mgr_home.index("Run acme probe")  # by order
+    ro_home = readonly.get(home).get_data(as_text=True)
+    assert "Run acme probe" in ro_home and "Reset acme" not in ro_home  # tenant.manage only
+    mgr_run = manager.get(f"/admin/t/{tenant.id}/runs/{run_id}").get_data(as_text=True)
+    assert re.search(form.format(f"/admin/acme/t/{tenant.id}/runs/{run_id}/probe", "acme.reset_a"), mgr_run)
+    assert "Run acme probe" not in mgr_run  # a dashboard-only action
+    token = re.search(r'name="csrf_token" value="([^"]+)"', mgr_run).group(1)
+    assert manager.post(f"/admin/acme/t/{tenant.id}/runs/{run_id}/probe", data={"csrf_token": token}).get_data(
+        as_text=True) == f"probed {tenant.id} {run_id}"
+    with pytest.raises(DefinitionError, match="unknown surfaces"):
+        TenantAction(key="acme.x", label="X", endpoint="x.y", capability="tenant.view", surfaces=("system_console",))
 
 
 def test_seed_demo_hook_adds_plugin_demo_data_once(make_app):
@@ -229,7 +279,7 @@ def test_scheduled_jobs_run_once_per_slot_across_schedulers(make_app):
 
 
 @pytest.mark.parametrize("kind", ["runbook", "control", "event", "operation type", "provider", "widget",
-                                  "tenant page", "scheduled job"])
+                                  "tenant page", "tenant action", "scheduled job"])
 def test_duplicate_keys_fail_startup_naming_both_plugins(make_app, kind):
     with pytest.raises(StartupError) as err:
         a, b = Contributions("same"), Contributions("same")
@@ -243,6 +293,7 @@ def test_duplicate_keys_fail_startup_naming_both_plugins(make_app, kind):
         "event": "tenantpilot_register_event_families", "operation type": "tenantpilot_register_operation_types",
         "provider": "tenantpilot_register_providers", "widget": "tenantpilot_register_dashboard_widgets",
         "tenant page": "tenantpilot_register_tenant_pages",
+        "tenant action": "tenantpilot_register_tenant_actions",
         "scheduled job": "tenantpilot_register_scheduled_jobs",
     }[kind]
     impl = getattr(Contributions("x"), only)

@@ -44,4 +44,11 @@ def register(app):
         pages = app.extensions["tenantpilot"].registry.tenant_pages
         return [p for p in pages if membership is not None and p.capability in membership.capabilities]
 
+    def tenant_actions(membership, surface):
+        """Plugin actions of a tenant-plane surface the member may use."""
+        actions = app.extensions["tenantpilot"].registry.tenant_actions
+        return [a for a in actions
+                if membership is not None and surface in a.surfaces and a.capability in membership.capabilities]
+
     app.jinja_env.globals["tenant_pages"] = tenant_pages
+    app.jinja_env.globals["tenant_actions"] = tenant_actions

@@ -1,1 +1,2 @@
-"""Built-in TenantPilot plugin: tenant onboarding (its telemetry family for now)."""
+"""Built-in TenantPilot plugin: tenant onboarding (the /admin/onboarding wizard, its
+access verification run and the "Onboarding checkpoints" telemetry family)."""

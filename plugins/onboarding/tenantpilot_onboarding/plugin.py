@@ -1,22 +1,60 @@
-"""Onboarding (SPEC 5): owns the "Onboarding checkpoints" telemetry family. The
-onboarding flow itself, the family's only source, lands with the tenant-plane features."""
+"""Onboarding (SPEC 5): the /admin/onboarding wizard that walks a draft per prospective
+tenant through identify → connect_provider → verify_access → ready_for_activation →
+activated, its "Verify tenant access" operation type, and the "Onboarding checkpoints"
+telemetry family whose only source is that wizard."""
 from tenantpilot import hookimpl
-from tenantpilot.api import EventFamily
+from tenantpilot.api import EventFamily, OperationType
+
+from . import models  # noqa: F401  (puts the onboarding table on the shared metadata)
+from . import service
 
 __version__ = "0.1.0"
-CHECKPOINTS = ("identify", "connect_provider", "verify_access", "ready_for_activation", "activated")
+CHECKPOINTS = service.CHECKPOINTS
 
 
 @hookimpl
 def tenantpilot_register_event_families(app):
-    return EventFamily(name="product.onboarding.checkpoint_completed", feature_area="onboarding",
-                       label="Onboarding checkpoints",
+    return EventFamily(name=service.EVENT, feature_area="onboarding", label="Onboarding checkpoints",
                        metadata_keys=("checkpoint_key", "lifecycle_state", "completed_at"))
 
 
 @hookimpl
+def tenantpilot_register_operation_types(app):
+    return OperationType(
+        key=service.VERIFY_KEY, label=service.VERIFY_LABEL, execute_tenant=service.execute_verification,
+        summary_keys=("permissions_granted", "permissions_missing", "role_assignments"),
+        tenant_capabilities=(service.MANAGE,), scopes=("single_tenant",),
+    )
+
+
+@hookimpl
+def tenantpilot_register_blueprints(app, plane):
+    if plane == "admin":
+        from .views import bp
+
+        return bp
+    return None
+
+
+@hookimpl
+def tenantpilot_run_completed(run):
+    service.on_run_completed(run)
+
+
+@hookimpl
 def tenantpilot_seed_demo(app):
-    """Demo telemetry: a realistic spread of this family's events over 90 days."""
+    """Demo telemetry: a realistic spread of this family's events over 90 days (tenant-
+    linked checkpoints only, each with the lifecycle state it leads to), and one open
+    pre-tenant draft to continue in the wizard."""
     from tenantpilot import telemetry
 
-    telemetry.seed_demo_events("product.onboarding.checkpoint_completed", lambda rng: {"checkpoint_key": rng.choice(CHECKPOINTS), "lifecycle_state": rng.choice(CHECKPOINTS[1:])}, 160)
+    linked = CHECKPOINTS[1:]  # identify happens before a tenant exists: never recorded
+
+    def metadata(rng):
+        checkpoint = rng.choice(linked)
+        return {"checkpoint_key": checkpoint, "lifecycle_state": service.LIFECYCLE[checkpoint]}
+
+    telemetry.seed_demo_events(service.EVENT, metadata, 160)
+    from . import demo
+
+    demo.seed()

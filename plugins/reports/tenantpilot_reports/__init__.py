@@ -1,1 +1,1 @@
-"""Built-in TenantPilot plugin: stored reports (its telemetry family for now)."""
+"""Built-in TenantPilot plugin: stored reports (permission posture, Entra admin roles)."""

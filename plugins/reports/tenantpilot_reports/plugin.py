@@ -1,20 +1,64 @@
-"""Stored reports (SPEC 5): owns the "Stored reports" telemetry family. Report generation,
-the family's only source, lands with the tenant-plane features."""
-from tenantpilot import hookimpl
-from tenantpilot.api import EventFamily
+"""Stored reports (SPEC 5): "Generate permission posture report" and "Generate Entra admin
+roles report" (operation types through the start seam), the StoredReport table (own
+migration branch), the tenant's Reports tab with the report detail, and the
+"Stored reports" telemetry family whose only source is a report stored by a person's run."""
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from tenantpilot import hookimpl
+from tenantpilot.api import EventFamily, OperationType, TenantPage
+
+from . import models  # noqa: F401  (puts the stored_reports table on the shared metadata)
+from . import service
+
+__version__ = "0.2.0"
 
 
 @hookimpl
 def tenantpilot_register_event_families(app):
-    return EventFamily(name="product.stored_report.created", feature_area="stored_reports", label="Stored reports",
+    return EventFamily(name=service.EVENT, feature_area="stored_reports", label="Stored reports",
                        metadata_keys=("report_type",))
 
 
 @hookimpl
-def tenantpilot_seed_demo(app):
-    """Demo telemetry: a realistic spread of this family's events over 90 days."""
-    from tenantpilot import telemetry
+def tenantpilot_register_operation_types(app):
+    return [
+        OperationType(key=spec.operation_type, label=spec.action_label, execute_tenant=service.execute_report,
+                      summary_keys=service.SUMMARY_KEYS, tenant_capabilities=(service.CAPABILITY,),
+                      scopes=("single_tenant",))
+        for spec in service.REPORT_TYPES.values()
+    ]
 
-    telemetry.seed_demo_events("product.stored_report.created", lambda rng: {"report_type": rng.choice(("permission_posture", "entra_admin_roles"))}, 260)
+
+@hookimpl
+def tenantpilot_register_blueprints(app, plane):
+    if plane == "admin":
+        from .views import bp
+
+        return bp
+    return None
+
+
+@hookimpl
+def tenantpilot_register_tenant_pages(app):
+    return TenantPage(key="reports.list", label="Reports", endpoint="reports_admin.reports", order=40)
+
+
+@hookimpl
+def tenantpilot_seed_demo(app):
+    """Demo: one report of each type per connected tenant, and a realistic spread of this
+    family's telemetry events over 90 days."""
+    from sqlalchemy import select
+
+    from tenantpilot import telemetry
+    from tenantpilot.extensions import db
+    from tenantpilot.models import ProviderConnection, Tenant
+
+    tenant_ids = db.session.scalars(
+        select(Tenant.id).join(ProviderConnection, ProviderConnection.tenant_id == Tenant.id)
+        .where(Tenant.is_platform.is_(False), Tenant.status == "active").order_by(Tenant.id)).all()
+    for tenant_id in tenant_ids:
+        for report_type in service.REPORT_TYPES:
+            service.store_demo_report(tenant_id, report_type)
+    db.session.commit()
+    telemetry.seed_demo_events(service.EVENT, lambda rng: {"report_type": rng.choice(tuple(service.REPORT_TYPES))},
+                               260)

@@ -1,1 +1,2 @@
-"""Built-in TenantPilot plugin: review packs (its telemetry family for now)."""
+"""Built-in TenantPilot plugin: review packs — request, generate (an operation run), signed
+expiring downloads, reuse of identical packs, daily prune."""

@@ -1,1 +1,2 @@
-"""Built-in TenantPilot plugin: support diagnostics (its telemetry family for now)."""
+"""Built-in TenantPilot plugin: support diagnostics (the "Open support diagnostics"
+action, its sanitized bundle and its telemetry family)."""

@@ -1,8 +1,9 @@
-"""Support diagnostics (SPEC 5): owns the "Support diagnostics" telemetry family. The
-"Open support diagnostics" action, the family's only source, lands with the tenant-plane
-features."""
+"""Support diagnostics (SPEC 5): the "Open support diagnostics" action on the tenant
+dashboard and the operation-run viewer, which builds a sanitized diagnostic bundle,
+shows it and records the audit event ``support_diagnostics.opened``; and the "Support
+diagnostics" telemetry family, whose only source is that action."""
 from tenantpilot import hookimpl
-from tenantpilot.api import EventFamily
+from tenantpilot.api import TENANT_SURFACES, EventFamily, TenantAction
 
 __version__ = "0.1.0"
 
@@ -11,6 +12,22 @@ __version__ = "0.1.0"
 def tenantpilot_register_event_families(app):
     return EventFamily(name="product.support_diagnostics.opened", feature_area="support_diagnostics",
                        label="Support diagnostics", metadata_keys=("source_surface", "operation_type"))
+
+
+@hookimpl
+def tenantpilot_register_tenant_actions(app):
+    return TenantAction(key="support.diagnostics.open", label="Open support diagnostics",
+                        endpoint="support_admin.open_diagnostics", capability="support.diagnostics",
+                        surfaces=TENANT_SURFACES, order=50)
+
+
+@hookimpl
+def tenantpilot_register_blueprints(app, plane):
+    if plane == "admin":
+        from .views import bp
+
+        return bp
+    return None
 
 
 @hookimpl

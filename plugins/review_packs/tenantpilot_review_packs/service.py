@@ -1,0 +1,345 @@
+"""Review packs: request (new, reused or already queued), generation, signed download
+links, and the daily prune.
+
+A request goes through the start seam, so a pack is an ordinary operation run: the
+``ReviewPack`` row is created in the run's own transaction (``attach``), and a second
+request with the same options while one is queued is the seam's dedup. A ready pack with
+the same options whose source data is unchanged (same fingerprint) is reused instead of
+generating another. Every successful request records ``product.review_pack.requested``
+after its commit; a refused one records nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import delete, select, update
+
+from tenantpilot import audit, seam, telemetry
+from tenantpilot.actors import Actor
+from tenantpilot.api import TenantJob, TenantJobError
+from tenantpilot.extensions import db
+from tenantpilot.models import OperationRun, Tenant
+from tenantpilot.runs import Scope
+from tenantpilot.seam import StartResult
+from tenantpilot.timeutil import utcnow
+
+from . import export
+from .models import ReviewPack
+
+log = logging.getLogger("tenantpilot.review_packs")
+KEY = export.RUN_TYPE  # "review_pack.generate"
+LABEL = "Generate review pack"
+CAPABILITY = "review_packs.generate"
+EVENT = "product.review_pack.requested"
+SOURCE_SURFACE = "review_packs_page"
+PRUNE_JOB = "review_packs.prune"
+TOKEN_SALT = "tenantpilot.review-pack-download"
+DEFAULT_EXPIRY_DAYS = 7
+DEFAULT_LINK_SECONDS = 3600
+# A ready pack is reused only while it stays downloadable for a while: handing someone a
+# pack that expires a minute later would send them straight back to request a new one.
+REUSE_MIN_REMAINING = timedelta(hours=1)
+PRUNE_BATCH = 500
+TEMP_MAX_AGE_SECONDS = 86400
+
+
+# --- settings --------------------------------------------------------------------------
+
+def _setting(name: str, default: int) -> int:
+    """App config first (tests, instance config), then the environment, then the default.
+    The core's config module does not know these plugin settings."""
+    value = current_app.config.get(name)
+    if value in (None, ""):
+        value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def expiry() -> timedelta:
+    """How long a pack stays downloadable (TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS, default 7)."""
+    return timedelta(days=_setting("TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS", DEFAULT_EXPIRY_DAYS))
+
+
+def link_seconds() -> int:
+    """Lifetime of one signed download link (TENANTPILOT_REVIEW_PACK_LINK_SECONDS, default
+    3600). The page signs a fresh link on every render."""
+    return _setting("TENANTPILOT_REVIEW_PACK_LINK_SECONDS", DEFAULT_LINK_SECONDS)
+
+
+def storage_dir() -> Path:
+    """Where pack files live: TENANTPILOT_REVIEW_PACK_DIR, else <instance>/review_packs.
+    Web and worker processes must see the same directory."""
+    configured = current_app.config.get("TENANTPILOT_REVIEW_PACK_DIR") or os.environ.get("TENANTPILOT_REVIEW_PACK_DIR")
+    return Path(configured) if configured else Path(current_app.instance_path) / "review_packs"
+
+
+def file_path(pack_id: int) -> Path:
+    return storage_dir() / f"{pack_id}.zip"
+
+
+# --- status ----------------------------------------------------------------------------
+
+def display_status(pack: ReviewPack, now=None) -> str:
+    """queued | ready | failed | expired, as members see it. A queued pack whose run ended
+    without it (the completion hook never ran, e.g. the process died) shows as failed."""
+    if pack.status == "ready":
+        return "expired" if pack.is_expired(now) else "ready"
+    if pack.status == "queued" and pack.operation_run is not None and pack.operation_run.status == "completed":
+        return "failed"
+    return pack.status
+
+
+# --- request ---------------------------------------------------------------------------
+
+@dataclass
+class RequestOutcome:
+    """What a request did. status: started | deduped | reused, or the seam's refusal
+    (forbidden, not_found, blocked, invalid, enqueue_failed)."""
+
+    status: str
+    pack: ReviewPack | None = None
+    start: StartResult | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("started", "deduped", "reused")
+
+    @property
+    def http_status(self) -> int:
+        if self.ok:
+            return 200
+        if self.start is not None:
+            return self.start.http_status
+        return {"forbidden": 403, "not_found": 404}.get(self.status, 400)
+
+
+def reusable_pack(tenant_id: int, include_operations: bool, include_pii: bool, now=None) -> ReviewPack | None:
+    """The newest ready pack with these options that is still valid for a while, its file
+    present and its source data unchanged since it was built; else None."""
+    now = now or utcnow()
+    pack = db.session.scalars(
+        select(ReviewPack).where(ReviewPack.tenant_id == tenant_id, ReviewPack.status == "ready",
+                                 ReviewPack.include_operations.is_(include_operations),
+                                 ReviewPack.include_pii.is_(include_pii),
+                                 ReviewPack.expires_at > now + REUSE_MIN_REMAINING)
+        .order_by(ReviewPack.id.desc()).limit(1)).first()
+    if pack is None or not file_path(pack.id).is_file():
+        return None
+    if pack.data_fingerprint != export.data_fingerprint(tenant_id, include_operations, include_pii):
+        return None
+    return pack
+
+
+def request_pack(tenant: Tenant, user, *, include_operations: bool, include_pii: bool,
+                 source_surface: str = SOURCE_SURFACE) -> RequestOutcome:
+    """Request a pack for ``tenant`` as tenant user ``user``: reuse an identical ready one,
+    or start (or join, when one is already queued) a generation run. Records the telemetry
+    event after a successful request, never for a refused one."""
+    include_operations, include_pii = bool(include_operations), bool(include_pii)
+    actor = Actor.human(user)
+    membership = user.membership_for(tenant.workspace_id)
+    if membership is None or tenant.is_platform:
+        return RequestOutcome("not_found", message="Not found.")
+    if CAPABILITY not in membership.capabilities:
+        return RequestOutcome("forbidden", message="You do not have permission to request review packs.")
+
+    if tenant.status == "active":
+        reused = reusable_pack(tenant.id, include_operations, include_pii)
+        if reused is not None:
+            _record(tenant, user, reused, include_operations, include_pii, source_surface)
+            return RequestOutcome("reused", reused, message=(
+                f"An identical review pack #{reused.id} is ready: the data has not changed since it was "
+                f"generated, so it was reused. Download it below."))
+
+    created: list[ReviewPack] = []
+
+    def attach(run: OperationRun) -> None:
+        now = utcnow()
+        pack = ReviewPack(workspace_id=tenant.workspace_id, tenant_id=tenant.id, operation_run_id=run.id,
+                          status="queued", include_operations=include_operations, include_pii=include_pii,
+                          row_counts={}, requested_by_user_id=user.id, requested_by_name=user.name,
+                          created_at=now, expires_at=now + expiry())
+        db.session.add(pack)
+        db.session.flush()
+        audit.record("review_pack.requested", actor=actor, workspace_id=tenant.workspace_id, tenant_id=tenant.id,
+                     target=("review_pack", pack.id, f"Review pack #{pack.id}"),
+                     summary=f"Review pack #{pack.id} requested",
+                     metadata={"review_pack_id": pack.id, "operation_run_id": run.id,
+                               "include_operations": include_operations, "include_pii": include_pii},
+                     commit=False)
+        created.append(pack)
+
+    options = {"include_operations": include_operations, "include_pii": include_pii}
+    result = seam.start(KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source="tenant_ui",
+                        identity_inputs=options, context=options, attach=attach)
+    if result.status == "started":
+        pack = created[0]
+        _record(tenant, user, pack, include_operations, include_pii, source_surface)
+        return RequestOutcome("started", pack, result,
+                              f"Review pack #{pack.id} requested: it is being generated (operation run "
+                              f"#{result.run.id}).")
+    if result.status == "deduped":
+        pack = db.session.scalars(select(ReviewPack).where(ReviewPack.operation_run_id == result.run.id)).first()
+        _record(tenant, user, pack, include_operations, include_pii, source_surface)
+        label = f"Review pack #{pack.id}" if pack else "A review pack"
+        return RequestOutcome("deduped", pack, result,
+                              f"{label} with these options is already being generated (operation run "
+                              f"#{result.run.id}); it was not requested twice.")
+    # Refused (forbidden, not_found, blocked, invalid) or the queue was down (the run and
+    # its pack are marked failed): not a successful request, so no telemetry.
+    return RequestOutcome(result.status, created[0] if created else None, result, result.message)
+
+
+def _record(tenant, user, pack, include_operations: bool, include_pii: bool, source_surface: str) -> None:
+    telemetry.record(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=user.id,
+                     subject_type="review_pack", subject_id=str(pack.id) if pack else None,
+                     metadata={"source_surface": source_surface, "include_operations": include_operations,
+                               "include_pii": include_pii})
+
+
+# --- generation ------------------------------------------------------------------------
+
+def generate(job: TenantJob) -> dict:
+    """Executor of "Generate review pack": build the pack's ZIP, then mark the row ready
+    with its size, sha256 and fingerprint (committed by the ledger with the tenant's
+    result). A re-executed job for a pack already built changes nothing."""
+    pack = db.session.scalars(select(ReviewPack).where(ReviewPack.operation_run_id == job.run_id)).first()
+    if pack is None:
+        raise TenantJobError("review_pack_missing", "The review pack of this run no longer exists.")
+    target = file_path(pack.id)
+    if pack.status == "ready" and target.is_file():
+        return _counts(pack.row_counts)
+    tenant = db.session.get(Tenant, job.tenant_id)
+    fingerprint = export.data_fingerprint(tenant.id, pack.include_operations, pack.include_pii)
+    now = utcnow()
+    expires_at = now + expiry()
+    tmp = target.with_name(f".{pack.id}.{uuid.uuid4().hex}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        counts = export.build(tmp, pack_id=pack.id, tenant=tenant, include_operations=pack.include_operations,
+                              include_pii=pack.include_pii, requested_by=pack.requested_by_name,
+                              generated_at=now, expires_at=expires_at, fingerprint=fingerprint)
+        size, digest = _size_and_sha256(tmp)
+        os.replace(tmp, target)  # atomic: a download never sees a half-written file
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the folder itself is the problem; the prune sweeps leftovers
+        log.error("review pack file could not be written", extra={"review_pack_id": pack.id,
+                                                                  "error": type(exc).__name__})
+        raise TenantJobError("storage_failed", "The review pack file could not be written.") from None
+    pack.status, pack.file_size, pack.sha256 = "ready", size, digest
+    pack.data_fingerprint, pack.row_counts = fingerprint, counts
+    pack.generated_at, pack.expires_at, pack.failure_reason = now, expires_at, None
+    return _counts(counts)
+
+
+def _counts(rows: dict) -> dict:
+    counts = {k: int(v) for k, v in (rows or {}).items() if k in ("findings", "operation_runs", "stored_reports")}
+    return {"items": sum(counts.values()), **counts}
+
+
+def _size_and_sha256(path: Path) -> tuple[int, str]:
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def mark_failed(run) -> None:
+    """The run ended without a ready pack (failed, cancelled, queue down): say so on the
+    pack with the run's first reason code."""
+    reason = next((f.get("reason_code") for f in (run.failure_summary or []) if f.get("reason_code")), None)
+    db.session.execute(
+        update(ReviewPack).where(ReviewPack.operation_run_id == run.id, ReviewPack.status == "queued")
+        .values(status="failed", failure_reason=(reason or run.outcome)[:60])
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+# --- signed download links -------------------------------------------------------------
+
+def _serializer() -> URLSafeTimedSerializer:
+    # The app secret (and its fallbacks, so a key rotation does not break fresh links)
+    # with a salt of its own: a session cookie can never pass as a download token.
+    keys = [*(current_app.config.get("SECRET_KEY_FALLBACKS") or []), current_app.secret_key]
+    return URLSafeTimedSerializer(keys, salt=TOKEN_SALT)
+
+
+def download_token(pack: ReviewPack) -> str:
+    """A signed token naming this pack and its tenant; valid for link_seconds()."""
+    return _serializer().dumps({"pack": pack.id, "tenant": pack.tenant_id})
+
+
+def check_token(token: str, pack: ReviewPack) -> str:
+    """"ok", "expired" (a genuine link past its lifetime) or "invalid" (tampered, or
+    signed for another pack or tenant)."""
+    try:
+        data = _serializer().loads(token or "", max_age=link_seconds())
+    except SignatureExpired:
+        return "expired"
+    except BadSignature:
+        return "invalid"
+    if not isinstance(data, dict) or data.get("pack") != pack.id or data.get("tenant") != pack.tenant_id:
+        return "invalid"
+    return "ok"
+
+
+# --- prune -----------------------------------------------------------------------------
+
+def prune(now=None, actor_name: str = "Scheduler") -> int:
+    """Delete expired packs (rows and files) in batches; returns how many rows. Also
+    removes temporary files left by a build that died more than a day ago."""
+    now = now or utcnow()
+    deleted = 0
+    while True:
+        ids = list(db.session.scalars(select(ReviewPack.id).where(ReviewPack.expires_at <= now)
+                                      .order_by(ReviewPack.id).limit(PRUNE_BATCH)))
+        if not ids:
+            break
+        db.session.execute(delete(ReviewPack).where(ReviewPack.id.in_(ids), ReviewPack.expires_at <= now)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        # Files go after the rows: a crash in between leaves an unreferenced file, never a
+        # row whose file is missing.
+        for pack_id in ids:
+            file_path(pack_id).unlink(missing_ok=True)
+        deleted += len(ids)
+    _remove_stale_temp_files()
+    if deleted:
+        # Platform-plane housekeeping event: a count only, no names, paths or tokens.
+        audit.record("review_packs.pruned", actor=Actor.system(actor_name),
+                     target=("review_pack", None, "Expired review packs"),
+                     summary=f"Deleted {deleted} expired review pack(s)", metadata={"deleted": deleted})
+    return deleted
+
+
+def _remove_stale_temp_files() -> None:
+    folder = storage_dir()
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - TEMP_MAX_AGE_SECONDS
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except OSError:
+            pass  # another scheduler removed it first, or it is being renamed
+
+
+def prune_job() -> None:
+    """The scheduler's daily run (ScheduledJob review_packs.prune)."""
+    deleted = prune()
+    log.info("review packs pruned", extra={"deleted": deleted})
