@@ -320,7 +320,7 @@ def measure_windows(app, clock, label: str, checks: list) -> list[dict]:
     rows = []
     with app.app_context():
         for window in WINDOWS:
-            delta = telemetry.WINDOWS[window][0]
+            delta = telemetry.WINDOWS[window].delta
             now = utcnow()
             s, r = telemetry.summary(window, now=now), telemetry.raw_summary(window, now=now)
             exact = s == r

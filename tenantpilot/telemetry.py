@@ -24,16 +24,13 @@ from typing import Any, Mapping
 from flask import current_app
 from sqlalchemy import case, delete, func, insert, select
 
+from .dashboard import WINDOWS  # the dashboard's windows: one selector drives every widget
 from .extensions import db
 from .models import ProductUsageEvent, ProductUsageHourly, ProductUsageWorkspace
 from .timeutil import utcnow
 
 log = logging.getLogger("tenantpilot.telemetry")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._:+/-]{1,120}$")
-WINDOWS = {"24h": (timedelta(hours=24), "Last 24 hours"),
-           "7d": (timedelta(days=7), "Last 7 days"),
-           "30d": (timedelta(days=30), "Last 30 days")}
-DEFAULT_WINDOW = "24h"
 PRUNE_BATCH = 10_000
 _errors = 0  # recording failures in this process (also counted in Redis, see _count_error)
 
@@ -175,13 +172,6 @@ def ceil_hour(t: datetime) -> datetime:
     return floor if floor == t else floor + timedelta(hours=1)
 
 
-def parse_window(value: str | None) -> str | None:
-    """'24h' | '7d' | '30d', the default for a missing value, None for an unknown one."""
-    if value in (None, ""):
-        return DEFAULT_WINDOW
-    return value if value in WINDOWS else None
-
-
 @dataclass(frozen=True)
 class Summary:
     window: str
@@ -197,7 +187,7 @@ class Summary:
 
 def summary(window: str, now: datetime | None = None) -> Summary:
     """Exact family counts and active workspaces for [now − window, now]."""
-    delta, label = WINDOWS[window]
+    delta, label = WINDOWS[window].delta, WINDOWS[window].label
     now = now or utcnow()
     since = now - delta
     first_full = ceil_hour(since)
@@ -219,7 +209,7 @@ def summary(window: str, now: datetime | None = None) -> Summary:
 def raw_summary(window: str, now: datetime | None = None) -> Summary:
     """The same figures counted directly over the raw events (tests and the benchmark
     compare the two; the dashboard never uses this)."""
-    delta, label = WINDOWS[window]
+    delta, label = WINDOWS[window].delta, WINDOWS[window].label
     now = now or utcnow()
     since = now - delta
     counts = {name: 0 for name in current_app.extensions["tenantpilot"].registry.event_families}
