@@ -60,6 +60,10 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
     registers exactly those plugins (tests)."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("TENANTPILOT_INSTANCE_PATH") or str(ROOT / "instance")
     app = Flask("tenantpilot", instance_path=instance_path, template_folder=None)
+    from .web.inputs import BoundedIntConverter
+
+    # Every <int:…> in every route (plugins' too): ASCII digits within the id column range.
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.update(config_module.from_env(instance_path))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -162,10 +166,14 @@ def _blueprints(app: Flask, pm) -> None:
 
     rqdash.mount(app)
     errors.register(app)
+    from .web import headers
+
+    headers.init_app(app)
     for plane, prefix in (("system", "/system"), ("admin", "/admin")):
         for blueprints in pm.hook.tenantpilot_register_blueprints(app=app, plane=plane):
             for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
                 app.register_blueprint(bp, url_prefix=prefix + (bp.url_prefix or ""))
+    headers.relax_for_blueprint(app, rqdash.BLUEPRINT)
 
     @login_manager.unauthorized_handler
     def unauthorized():
@@ -177,16 +185,27 @@ def _blueprints(app: Flask, pm) -> None:
 
 def _rate_limits(app: Flask) -> None:
     """One Limiter per app (a module-level one would keep the first app's key prefix).
-    /system/login: N attempts per minute per (IP, username), POSTs only."""
+    Both sign-in forms count failed POSTs only (a sign-in redirects; a failure answers
+    422), per (IP, e-mail), per IP and per e-mail from any IP (so rotating addresses does
+    not buy more guesses at one account). The 429 carries Retry-After. When the limiter's
+    storage (Redis) is unreachable the same limits run in process memory and sign-in
+    keeps working."""
     from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
 
-    from .web.system import login_rate_key
+    from .web.auth import LOGIN_LIMITS
 
-    limiter = Limiter(key_func=get_remote_address, app=app, default_limits=[])
-    app.view_functions["system.login"] = limiter.limit(
-        lambda: app.config["TENANTPILOT_LOGIN_RATE_LIMIT"], key_func=login_rate_key, methods=["POST"]
-    )(app.view_functions["system.login"])
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    # An empty fallback list makes Flask-Limiter evaluate each route's own limits against
+    # in-memory storage while Redis is down (and re-check Redis periodically).
+    limiter = Limiter(key_func=lambda: request.remote_addr or "unknown", app=app, default_limits=[],
+                      in_memory_fallback_enabled=True, in_memory_fallback=[])
+    for endpoint in ("system.login", "admin.login"):
+        view = app.view_functions[endpoint]
+        for config_key, key_func in LOGIN_LIMITS:
+            view = limiter.limit(lambda k=config_key: app.config[k], key_func=key_func, methods=["POST"],
+                                 deduct_when=lambda response: response.status_code == 422)(view)
+        app.view_functions[endpoint] = view
 
 
 def _request_logging(app: Flask) -> None:

@@ -9,7 +9,8 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from . import demo, scheduler
+from . import audit, demo, scheduler
+from .actors import Actor
 from .extensions import db
 from .models import PlatformUser
 from .plugins import describe_plugins
@@ -65,6 +66,53 @@ def create_platform_user(email, name, password, capabilities, all_capabilities):
     db.session.add(user)
     db.session.commit()
     click.echo(f"Created platform user {email} with {len(caps)} capabilities.")
+
+
+def _person(email: str, platform: bool):
+    from .models import User
+
+    model = PlatformUser if platform else User
+    user = db.session.execute(select(model).filter_by(email=email.strip().lower())).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No {'platform' if platform else 'tenant-plane'} user with e-mail {email}.")
+    return user
+
+
+@users_cli.command("set-password")
+@click.option("--email", required=True)
+@click.option("--platform", is_flag=True, help="A /system user (default: a tenant-plane user).")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def set_password(email, platform, password):
+    """Set a password; every session of that person ends at once."""
+    from . import sessions
+
+    if len(password) < 10:
+        raise click.BadParameter("must be at least 10 characters", param_hint="--password")
+    user = _person(email, platform)
+    user.set_password(password)
+    db.session.commit()
+    ended = sessions.end_all("system" if platform else "admin", user.id)
+    audit.record(f"{'platform' if platform else 'tenant'}.password.changed", actor=Actor.system("CLI"),
+                 target=(f"{'platform' if platform else 'human'}_user", user.id, None),
+                 summary="Password set from the CLI", metadata={"sessions_ended": ended})
+    click.echo(f"Password set for {user.email}; {ended} session(s) ended.")
+
+
+@users_cli.command("deactivate")
+@click.option("--email", required=True)
+@click.option("--platform", is_flag=True, help="A /system user (default: a tenant-plane user).")
+def deactivate(email, platform):
+    """Deactivate a person: they cannot sign in, and their sessions end at once."""
+    from . import sessions
+
+    user = _person(email, platform)
+    user.is_active = False
+    db.session.commit()
+    ended = sessions.end_all("system" if platform else "admin", user.id)
+    audit.record(f"{'platform' if platform else 'tenant'}.user.deactivated", actor=Actor.system("CLI"),
+                 target=(f"{'platform' if platform else 'human'}_user", user.id, None),
+                 summary="Deactivated from the CLI", metadata={"sessions_ended": ended})
+    click.echo(f"Deactivated {user.email}; {ended} session(s) ended.")
 
 
 demo_cli = AppGroup("demo", help="Demo data.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -57,8 +58,22 @@ def from_env(instance_path: str) -> dict:
         "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS": _int(
             "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS", 90
         ),
+        # Where file: secret references of provider connections may point (tenantpilot.providers).
+        "TENANTPILOT_PROVIDER_SECRETS_DIR": os.environ.get("TENANTPILOT_PROVIDER_SECRETS_DIR", "/run/secrets"),
         "TENANTPILOT_EMBEDDED_WORKER": os.environ.get("TENANTPILOT_EMBEDDED_WORKER", "1") == "1",
+        # Failed sign-ins (both planes): per (IP, e-mail), per IP, per e-mail from any IP.
         "TENANTPILOT_LOGIN_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_RATE_LIMIT", "10 per minute"),
+        "TENANTPILOT_LOGIN_IP_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_IP_RATE_LIMIT", "30 per minute"),
+        "TENANTPILOT_LOGIN_ACCOUNT_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_ACCOUNT_RATE_LIMIT", "50 per hour"),
+        # Server-side sessions: idle and absolute lifetimes per plane (tenantpilot.sessions).
+        "TENANTPILOT_ADMIN_SESSION_IDLE_MINUTES": _int("TENANTPILOT_ADMIN_SESSION_IDLE_MINUTES", 12 * 60),
+        "TENANTPILOT_ADMIN_SESSION_MAX_HOURS": _int("TENANTPILOT_ADMIN_SESSION_MAX_HOURS", 7 * 24),
+        "TENANTPILOT_SYSTEM_SESSION_IDLE_MINUTES": _int("TENANTPILOT_SYSTEM_SESSION_IDLE_MINUTES", 60),
+        "TENANTPILOT_SYSTEM_SESSION_MAX_HOURS": _int("TENANTPILOT_SYSTEM_SESSION_MAX_HOURS", 12),
+        # The signed cookie itself expires with the longest absolute lifetime (Flask's
+        # default is 31 days); the server-side session decides before that.
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=max(_int("TENANTPILOT_ADMIN_SESSION_MAX_HOURS", 7 * 24),
+                                                          _int("TENANTPILOT_SYSTEM_SESSION_MAX_HOURS", 12))),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_KEY_PREFIX": os.environ.get("TENANTPILOT_QUEUE_PREFIX", "tenantpilot") + "-limiter",
         "SMTP_HOST": os.environ.get("SMTP_HOST"),
@@ -69,7 +84,9 @@ def from_env(instance_path: str) -> dict:
         # Seconds before each retry of a failed alert delivery (RQ Retry, max 3 retries).
         # Intervals > 0 wait in RQ's scheduled registry until ops.enqueue_scheduled_jobs runs.
         "ALERT_RETRY_INTERVALS": _int_list("ALERT_RETRY_INTERVALS", "10,60,300"),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # hide_parameters: a database error in the logs never carries the bound values
+        # (e-mails typed at login, reasons, tokens).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "WTF_CSRF_TIME_LIMIT": None,
     }
 

@@ -1,6 +1,7 @@
 """Core plugin: periodic housekeeping of the run ledger."""
 from __future__ import annotations
 
+from . import sessions
 from .api import ScheduledJob
 from .control_service import run_expiry_job
 from .hookspecs import hookimpl
@@ -20,4 +21,6 @@ def tenantpilot_register_scheduled_jobs(app):
         # Expired control pauses: the evaluator already ignores them; this deletes them and
         # writes operational_control.expired (SPEC 4).
         ScheduledJob("ops.expire_control_pauses", interval_seconds=60, func=run_expiry_job),
+        # Sign-in sessions that can no longer be used (revoked, idle, too old).
+        ScheduledJob("auth.prune_sessions", interval_seconds=3600, func=sessions.prune),
     ]

@@ -46,7 +46,10 @@ class PasswordMixin:
     password_hash: Mapped[str]
 
     def set_password(self, password: str) -> None:
+        """Also stamps the change: sessions created before it stop working (sessions.py),
+        whichever code path changed the password."""
         self.password_hash = generate_password_hash(password)
+        self.password_changed_at = utcnow()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -60,6 +63,7 @@ class User(PasswordMixin, UserMixin, db.Model):
     email: Mapped[str] = mapped_column(db.String(255), unique=True)
     name: Mapped[str] = mapped_column(db.String(200))
     password_hash: Mapped[str] = mapped_column(db.String(255))
+    password_changed_at = mapped_column(db.DateTime, nullable=True)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
     memberships = relationship("Membership", back_populates="user")
@@ -98,6 +102,7 @@ class PlatformUser(PasswordMixin, UserMixin, db.Model):
     email: Mapped[str] = mapped_column(db.String(255), unique=True)
     name: Mapped[str] = mapped_column(db.String(200))
     password_hash: Mapped[str] = mapped_column(db.String(255))
+    password_changed_at = mapped_column(db.DateTime, nullable=True)
     capabilities: Mapped[list] = mapped_column(JSON, default=list)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
@@ -110,6 +115,23 @@ class PlatformUser(PasswordMixin, UserMixin, db.Model):
     def can(self, *capabilities: str) -> bool:
         held = set(self.capabilities or ())
         return self.is_active and all(c in held for c in capabilities)
+
+
+class AuthSession(db.Model):
+    """A signed-in browser session of either plane, checked on every request, so that
+    sign-out, a password change, deactivation or "sign out everywhere" end it at once
+    (the cookie only carries the random session id; the id's SHA-256 is stored)."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (Index("ix_auth_sessions_plane_user", "plane", "user_id"),)
+    id: Mapped[str] = mapped_column(db.String(64), primary_key=True)  # sha256 hex of the cookie's token
+    plane: Mapped[str] = mapped_column(db.String(10))  # system | admin
+    user_id: Mapped[int] = mapped_column()
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    last_seen_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    revoked_at = mapped_column(db.DateTime, nullable=True)
+    ip: Mapped[str | None] = mapped_column(db.String(64))
+    user_agent: Mapped[str | None] = mapped_column(db.String(200))
 
 
 class BreakGlassSession(db.Model):

@@ -15,6 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from flask_login import current_user
 
+from . import sessions
 from .extensions import db, login_manager
 from .models import PlatformUser, User
 
@@ -79,7 +80,9 @@ def load_identity(identity: str):
         return None
     model = PlatformUser if plane == "system" else User
     user = db.session.get(model, int(raw_id))
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active or not sessions.valid(plane, user):
+        return None  # a revoked, expired or pre-password-change session is no session
+    return user
 
 
 def platform_required(*capabilities: str):

@@ -2,10 +2,21 @@
 from it. Provider implementations are plugins (``tenantpilot_register_providers``); this
 module only knows the interface of ``tenantpilot.api``.
 
-Secrets: a connection stores a *reference* (``env:NAME`` or ``file:/path``). It is
-resolved here, at the moment a client is built, into ``ProviderConnectionInfo.secret``
-(kept out of its repr) and goes nowhere else: not into the database, logs, audit
-metadata, run context or pages.
+Secrets: a connection stores a *reference*, resolved here, at the moment a client is
+built, into ``ProviderConnectionInfo.secret`` (kept out of its repr) and goes nowhere
+else: not into the database, logs, audit metadata, run context or pages.
+
+A reference reaches only what the operator deliberately exposed to tenant managers:
+
+- ``env:TENANTPILOT_PROVIDER_SECRET_<NAME>``: environment variables with that prefix
+  (never ``SECRET_KEY``, ``DATABASE_URL`` or anything else of the process);
+- ``file:<name>`` or ``file:<secrets dir>/<name>``: a file inside
+  ``TENANTPILOT_PROVIDER_SECRETS_DIR`` (default ``/run/secrets``), after resolving the
+  path (no ``..``, no symlink that leads outside).
+
+Anything else is refused when the connection is saved (one field error) and again when it
+is used. At use time every failure gives the same message, so a manager cannot probe
+which variables or files exist.
 """
 from __future__ import annotations
 
@@ -26,7 +37,10 @@ from .sanitize import safe_message
 from .timeutil import utcnow
 
 log = logging.getLogger("tenantpilot.providers")
-SECRET_REF_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/\S{1,250})$")
+ENV_PREFIX = "TENANTPILOT_PROVIDER_SECRET_"
+_ENV_REF = re.compile(r"^env:(" + ENV_PREFIX + r"[A-Z0-9_]{1,100})$")
+_FILE_REF = re.compile(r"^file:([A-Za-z0-9._/-]{1,250})$")
+UNREADABLE = "The connection's secret could not be read from its reference."
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -43,19 +57,52 @@ def provider_for(tenant_id: int) -> Provider | None:
     return registered().get(conn.provider) if conn else None
 
 
+def secrets_dir() -> Path:
+    return Path(current_app.config.get("TENANTPILOT_PROVIDER_SECRETS_DIR") or "/run/secrets")
+
+
+def secret_ref_help() -> str:
+    return (f"Use env:{ENV_PREFIX}<NAME> (an environment variable the operator set for this) or "
+            f"file:<name> (a file in {secrets_dir()}); never the secret itself.")
+
+
+def _confined_file(relative: str) -> Path | None:
+    """The secrets-dir file a ``file:`` reference names, or None if it would leave it."""
+    base = secrets_dir().resolve()
+    raw = Path(relative)
+    if ".." in raw.parts:
+        return None
+    candidate = raw if raw.is_absolute() else base / raw
+    resolved = candidate.resolve()  # follows symlinks: a link out of the folder is refused
+    if resolved == base or not resolved.is_relative_to(base):
+        return None
+    return resolved
+
+
+def secret_ref_allowed(ref: str) -> bool:
+    """Is ``ref`` a reference tenant managers may use? Syntax and confinement only: it
+    never looks at whether the variable or file exists."""
+    if _ENV_REF.match(ref):
+        return True
+    m = _FILE_REF.match(ref)
+    return bool(m) and _confined_file(m.group(1)) is not None
+
+
 def resolve_secret(ref: str | None) -> str | None:
-    """``env:NAME`` → that environment variable; ``file:/path`` → the file's first line."""
+    """The secret a reference points at. Every failure (not allowed, missing, unreadable,
+    empty) raises the same ProviderError, so the answer does not reveal existence."""
     if not ref:
         return None
-    if not SECRET_REF_RE.match(ref):
-        raise ProviderError("misconfigured", "The connection's secret reference is not valid.")
-    kind, _, where = ref.partition(":")
-    try:
-        value = os.environ[where] if kind == "env" else Path(where).read_text().strip()
-    except (KeyError, OSError):
-        raise ProviderError("misconfigured", "The connection's secret could not be read from its reference.") from None
+    value = None
+    if m := _ENV_REF.match(ref):
+        value = os.environ.get(m.group(1))
+    elif (m := _FILE_REF.match(ref)) and (path := _confined_file(m.group(1))) is not None:
+        try:
+            value = path.read_text().strip() if path.is_file() else None
+        except (OSError, UnicodeDecodeError):
+            value = None
     if not value:
-        raise ProviderError("misconfigured", "The connection's secret reference points at an empty value.")
+        raise ProviderError("misconfigured", UNREADABLE)
     return value
 
 
@@ -91,8 +138,8 @@ def validate_settings(provider: Provider, values: dict[str, str]) -> dict[str, s
             continue
         if f.kind == "guid" and not GUID_RE.match(value):
             errors[f.name] = f"{f.label} must be a GUID like 00000000-0000-0000-0000-000000000000."
-        elif f.kind == "secret_ref" and not SECRET_REF_RE.match(value):
-            errors[f.name] = "Use a reference such as env:GRAPH_CLIENT_SECRET or file:/run/secrets/graph (never the secret itself)."
+        elif f.kind == "secret_ref" and not secret_ref_allowed(value):
+            errors[f.name] = secret_ref_help()
         elif len(value) > 250:
             errors[f.name] = f"{f.label} must be at most 250 characters."
     return errors

@@ -11,7 +11,7 @@ from tenantpilot.testing import csrf_from, login
 from tests.helpers import audit_rows, count
 
 SECRET = "s3cr3t-Value-that-must-never-show-9f8e7d6c5b4a"
-REF = "env:TP_TEST_ACME_SECRET"
+REF = "env:TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME"
 GUID = "11111111-2222-3333-4444-555555555555"
 seen_infos = []
 
@@ -49,7 +49,7 @@ class AcmePlugin:
 
 @pytest.fixture
 def app(make_app, monkeypatch):
-    monkeypatch.setenv("TP_TEST_ACME_SECRET", SECRET)
+    monkeypatch.setenv("TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME", SECRET)
     seen_infos.clear()
     return make_app(plugins=[("acme", AcmePlugin())])
 
@@ -124,14 +124,14 @@ def test_saved_connection_never_shows_its_secret_reference_and_checks_healthy(ap
 def test_a_wrong_secret_is_reported_as_failing_without_the_secret(app, world, monkeypatch):
     _, tenant = world
     client = signed_in(app, "manager@example.test")
-    save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref="env:TP_TEST_ACME_OTHER")
-    monkeypatch.setenv("TP_TEST_ACME_OTHER", "wrong-secret-value-123")
+    save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref="env:TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME_OTHER")
+    monkeypatch.setenv("TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME_OTHER", "wrong-secret-value-123")
     page = client.get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
     client.post(f"/admin/t/{tenant.id}/connection/check", data={"csrf_token": csrf_from(page)})
     page = client.get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
     assert 'data-connection-health="failing"' in page and "auth_failed" in page
     assert "wrong-secret-value-123" not in page and "wrong-secret-value-123" not in everything_written(app)
-    monkeypatch.delenv("TP_TEST_ACME_OTHER")
+    monkeypatch.delenv("TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME_OTHER")
     with app.app_context(), pytest.raises(ProviderError) as exc:
         providers.client_for(tenant.id)
     assert exc.value.reason_code == "misconfigured"

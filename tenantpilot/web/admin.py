@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, logout_user
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from .. import providers
@@ -10,7 +10,8 @@ from ..actors import Actor
 from ..extensions import db
 from ..models import Membership, OperationRun, Tenant, User, Workspace
 from ..planes import tenant_required
-from .auth import login_view
+from .auth import account_view, login_view, logout_view, sign_out_everywhere_view
+from . import inputs
 from .forms import EmptyForm
 
 bp = Blueprint("admin", __name__)
@@ -23,10 +24,19 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    if EmptyForm().validate_on_submit() and current_user.is_authenticated:
-        logout_user()
-        session.clear()
-    return redirect(url_for("admin.login"))
+    return logout_view("admin", Actor.human(current_user) if current_user.is_authenticated else None)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    return account_view("admin", Actor.human)
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    return sign_out_everywhere_view("admin", Actor.human(current_user))
 
 
 def _memberships():
@@ -57,7 +67,7 @@ def switch_workspace():
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    workspace_id = request.form.get("workspace_id", type=int)
+    workspace_id = inputs.form_int("workspace_id")
     if workspace_id is None or current_user.membership_for(workspace_id) is None:
         abort(404)  # never confirm that a workspace one is not a member of exists
     session["workspace_id"] = workspace_id
@@ -99,7 +109,8 @@ def _connection_page(tenant_id: int, *, chosen: str | None = None, values=None, 
             values["tenant_guid"] = g.tenant.external_id  # the tenant's directory id, as a starting point
     return render_template("admin/connection.html", tenant=g.tenant, membership=g.membership, connection=conn,
                            providers=registered, chosen=chosen, values=values, errors=errors or {},
-                           can_manage="tenant.manage" in g.membership.capabilities, form=EmptyForm()), status
+                           can_manage="tenant.manage" in g.membership.capabilities, form=EmptyForm(),
+                           secret_ref_help=providers.secret_ref_help()), status
 
 
 @bp.get("/t/<int:tenant_id>/connection")
@@ -113,10 +124,10 @@ def connection(tenant_id: int):
 def save_connection(tenant_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
-    provider = providers.registered().get(request.form.get("provider", ""))
+    provider = providers.registered().get(inputs.form_text("provider"))
     if provider is None:
         return _connection_page(tenant_id, errors={"provider": "Choose one of the installed providers."}, status=400)
-    values = {f.name: request.form.get(f.name, "") for f in provider.fields}
+    values = {f.name: inputs.form_text(f.name) for f in provider.fields}
     errors = providers.validate_settings(provider, values)
     conn = providers.connection_for(tenant_id)
     keeps_secret = conn is not None and conn.provider == provider.name and conn.secret_ref

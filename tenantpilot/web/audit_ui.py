@@ -28,6 +28,7 @@ from ..extensions import db
 from ..models import AuditLog, Tenant, Workspace
 from ..planes import platform_required
 from ..timeutil import utcnow
+from .inputs import parse_int
 
 bp = Blueprint("audit_ui", __name__)
 
@@ -42,8 +43,9 @@ ACTION_CHOICES_LIMIT = 300
 
 
 def _positive_int(raw: str, label: str, errors: list[str]) -> int | None:
-    if raw.isdigit() and 0 < int(raw) < 2**63:
-        return int(raw)
+    value = parse_int(raw, minimum=1)
+    if value is not None:
+        return value
     errors.append(f"{label} must be a positive whole number (got “{raw[:40]}”).")
     return None
 
@@ -181,8 +183,9 @@ def audit_detail(event_id: int):
     workspace = db.session.get(Workspace, event.workspace_id) if event.workspace_id else None
     tenant = db.session.get(Tenant, event.tenant_id) if event.tenant_id else None
     target_url = None
-    if event.target_type == "operation_run" and (event.target_id or "").isdigit():
-        target_url = url_for("ops.run_detail", run_id=int(event.target_id))
+    run_id = parse_int(event.target_id) if event.target_type == "operation_run" else None
+    if run_id:
+        target_url = url_for("ops.run_detail", run_id=run_id)
     return render_template(
         "system/audit_detail.html", event=event, workspace=workspace, tenant=tenant, target_url=target_url,
         metadata_json=json.dumps(event.meta or {}, indent=2, sort_keys=True, ensure_ascii=False, default=str),

@@ -16,6 +16,7 @@ from .. import control_service as svc
 from ..extensions import db
 from ..models import PlatformUser, Workspace
 from ..planes import platform_required
+from . import inputs
 from .system import current_actor
 
 bp = Blueprint("controls", __name__)
@@ -84,10 +85,9 @@ def _workspaces(query: str = "", selected: int | None = None):
 
 
 def _form_values() -> dict:
-    f = request.form
-    return {"scope_type": f.get("scope_type", ""), "workspace_id": f.get("workspace_id", ""),
-            "reason": f.get("reason", ""), "expires_at": (f.get("expires_at") or "").strip(),
-            "workspace_query": f.get("workspace_query", "")}
+    t = inputs.form_text
+    return {"scope_type": t("scope_type"), "workspace_id": t("workspace_id"), "reason": t("reason"),
+            "expires_at": t("expires_at").strip(), "workspace_query": t("workspace_query")}
 
 
 def _parse_expiry(raw: str, errors: dict):
@@ -103,10 +103,10 @@ def _parse_expiry(raw: str, errors: dict):
 
 
 def _ws_id(raw):
-    try:
-        return int(raw) if raw not in (None, "") else None
-    except ValueError:
-        return raw  # the service reports it as unknown
+    if raw in (None, ""):
+        return None
+    parsed = inputs.parse_int(raw.strip())
+    return parsed if parsed is not None else raw  # the service reports it as unknown
 
 
 def _validated_pause(key: str, values: dict):
@@ -149,8 +149,8 @@ def workspace_options():
     """The workspace picker's search (htmx): the <select> with matching workspaces."""
     return render_template("system/_control_workspace_select.html", s=request.args.get("s", ""),
                            workspaces=_workspaces(request.args.get("workspace_query", ""),
-                                                  request.args.get("workspace_id", type=int)),
-                           selected=request.args.get("workspace_id", type=int), errors={})
+                                                  inputs.arg_int("workspace_id")),
+                           selected=inputs.arg_int("workspace_id"), errors={})
 
 
 @bp.get("/<key>/panel")

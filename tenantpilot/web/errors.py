@@ -3,6 +3,7 @@ import logging
 
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 
 from ..planes import current_plane
 
@@ -29,6 +30,10 @@ def render_error(code: int, message: str | None = None):
 
 
 def register(app):
+    from .inputs import reject_control_chars_in_query
+
+    app.before_request(reject_control_chars_in_query)
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_error(400, "This form was missing its security token or it expired (CSRF check failed). "
@@ -37,6 +42,17 @@ def register(app):
     for code in (400, 403, 404, 405, 410, 429):
         app.register_error_handler(code, lambda exc, code=code: render_error(
             code, getattr(exc, "description", None) if code in (400, 410) else None))
+
+    @app.errorhandler(DataError)
+    def data_error(exc):
+        # Defence in depth behind tenantpilot.web.inputs: a value the database refuses
+        # (out of range, NUL) is the request's fault, and the transaction is rolled back.
+        from ..extensions import db
+
+        db.session.rollback()
+        log.warning("request value refused by the database", extra={"error": type(exc.orig).__name__})
+        return render_error(400, "A value in this request is out of range or contains characters that cannot be "
+                                 "stored. Nothing was changed.")
 
     @app.errorhandler(500)
     def server_error(exc):

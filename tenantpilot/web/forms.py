@@ -1,39 +1,51 @@
-"""Flask-WTF forms (CSRF included)."""
-from flask_wtf import FlaskForm
-from wtforms import (HiddenField, IntegerField, PasswordField, RadioField, SelectField, StringField,
-                     TextAreaField, ValidationError)
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+"""Flask-WTF forms (CSRF included); every form is a SafeForm (no control characters)."""
+from wtforms import HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+
+from .inputs import BoundedIntegerField, SafeForm, coerce_id
 
 
-class LoginForm(FlaskForm):
+class LoginForm(SafeForm):
     email = StringField("E-mail", validators=[DataRequired(message="Enter your e-mail address."),
                                               Length(max=255), Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter a valid e-mail address.")])
     password = PasswordField("Password", validators=[DataRequired(message="Enter your password."), Length(max=200)])
 
 
-class BreakGlassForm(FlaskForm):
+class PasswordChangeForm(SafeForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(message="Enter your current password."),
+                                                                       Length(max=200)])
+    new_password = PasswordField("New password", validators=[
+        DataRequired(message="Choose a new password."),
+        Length(min=10, max=200, message="Use 10 to 200 characters.")])
+    confirm_password = PasswordField("Repeat the new password", validators=[
+        DataRequired(message="Repeat the new password."),
+        EqualTo("new_password", message="The two new passwords differ.")])
+
+
+class BreakGlassForm(SafeForm):
     reason = TextAreaField("Reason", validators=[
         DataRequired(message="A reason is required for break-glass access."),
         Length(min=10, max=500, message="The reason must be 10 to 500 characters.")])
-    minutes = IntegerField("Duration (minutes)", default=30, validators=[
+    minutes = BoundedIntegerField("Duration (minutes)", default=30, validators=[
         NumberRange(min=5, max=240, message="Choose between 5 and 240 minutes.")])
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(SafeForm):
     """A POST that carries only its CSRF token (logout, stop, switch)."""
 
 
-class WorkspaceForm(FlaskForm):
-    workspace_id = SelectField("Workspace", coerce=int)
+class WorkspaceForm(SafeForm):
+    workspace_id = SelectField("Workspace", coerce=coerce_id)
 
 
-class PreflightForm(FlaskForm):
+class PreflightForm(SafeForm):
     """Scope of a runbook preflight. Workspace and tenant are required only for their kind."""
 
     kind = RadioField("Scope", validators=[DataRequired(message="Choose a scope.")])
-    workspace_id = SelectField("Workspace", coerce=int, validate_choice=False, default=0)
+    workspace_id = SelectField("Workspace", coerce=coerce_id, validate_choice=False, default=0)
     tenant_query = StringField("Find a tenant", validators=[Optional(), Length(max=100)])
-    tenant_id = IntegerField("Tenant", validators=[Optional()])
+    # No Optional(): an empty tenant must still reach validate_tenant_id ("One tenant" needs one).
+    tenant_id = BoundedIntegerField("Tenant", minimum=1)
 
     def validate_workspace_id(self, field):
         if self.kind.data == "workspace":
@@ -64,7 +76,7 @@ class PreflightForm(FlaskForm):
         return {"kind": "all_tenants", "workspace_id": None, "tenant_id": None}
 
 
-class RunForm(FlaskForm):
+class RunForm(SafeForm):
     preflight = HiddenField()
     confirmation = StringField("Confirmation", validators=[DataRequired(message="Type the confirmation word.")])
     reason_code = SelectField("Reason", validators=[DataRequired(message="Choose a reason code.")])

@@ -2,8 +2,6 @@
 start (through the seam), the runs list and a run's detail page."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
@@ -19,6 +17,7 @@ from ..models import AuditLog, OperationRun, OperationRunTenant, Tenant, Workspa
 from ..planes import platform_required
 from ..runs import Scope, tenant_universe
 from ..timeutil import utcnow
+from . import inputs
 from .forms import EmptyForm, PreflightForm, RunForm
 from .system import current_actor
 
@@ -112,7 +111,7 @@ def preflight(key: str):
 def tenant_options():
     """The tenant picker's search (htmx): active, non-platform tenants only."""
     return render_template("system/_tenant_options.html", tenants=search_tenants(request.args.get("q", "")),
-                           selected=request.args.get("tenant_id", type=int))
+                           selected=inputs.arg_int("tenant_id"))
 
 
 def search_tenants(query: str, limit: int = 20):
@@ -156,7 +155,7 @@ def confirm(key: str):
     runbook = visible_runbook(key)
     form = RunForm()
     form.reason_code.choices = [("", "Choose a reason…")] + [(c, c.replace("_", " ").title()) for c in REASON_CODES]
-    preflight_id = request.values.get("preflight", type=int) or form.preflight.data
+    preflight_id = inputs.arg_int("preflight", source=request.values)
     event, problem = load_preflight(runbook, preflight_id)
     if event is None:
         flash(problem, "warning")
@@ -228,7 +227,7 @@ def runs_list():
     args = request.args
     q = select(OperationRun)
     filters = {"type": args.get("type") or "", "status": args.get("status") or "",
-               "outcome": args.get("outcome") or "", "tenant": args.get("tenant", type=int),
+               "outcome": args.get("outcome") or "", "tenant": inputs.arg_int("tenant"),
                "window": args.get("window") if args.get("window") in WINDOWS else ""}
     if filters["type"]:
         q = q.where(OperationRun.type == filters["type"])
@@ -243,7 +242,7 @@ def runs_list():
                                             OperationRunTenant.tenant_id == filters["tenant"]))
     if filters["window"]:
         q = q.where(OperationRun.created_at >= utcnow() - WINDOWS[filters["window"]])
-    before = args.get("before", type=int)
+    before = inputs.arg_int("before")
     if before:
         q = q.where(OperationRun.id < before)  # keyset: ids grow with creation time
         if filters["tenant"]:
@@ -276,7 +275,7 @@ def _detail_context(run: OperationRun) -> dict:
          .where(OperationRunTenant.run_id == run.id))
     if status_filter:
         q = q.where(OperationRunTenant.status == status_filter)
-    after = request.args.get("after", type=int) or 0
+    after = inputs.arg_int("after", minimum=0) or 0
     tenant_rows = db.session.execute(
         q.where(OperationRunTenant.tenant_id > after).order_by(OperationRunTenant.tenant_id).limit(TENANT_PAGE + 1)
     ).all()
@@ -322,19 +321,17 @@ def run_progress(run_id: int):
 @platform_required("platform.ops.view")
 def run_csv(run_id: int):
     run = _run_or_404(run_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["tenant_id", "tenant_name", "external_id", "status", "reason_code", "message", "counts",
-                     "started_at", "finished_at"])
     rows = db.session.execute(
         select(OperationRunTenant, Tenant.name, Tenant.external_id).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
         .where(OperationRunTenant.run_id == run.id).order_by(OperationRunTenant.tenant_id))
-    for rt, name, external_id in rows:
-        writer.writerow([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or "",
-                         " ".join(f"{k}={v}" for k, v in sorted((rt.counts or {}).items())),
-                         rt.started_at.isoformat() if rt.started_at else "",
-                         rt.finished_at.isoformat() if rt.finished_at else ""])
-    return Response(out.getvalue(), mimetype="text/csv",
+    body = inputs.csv_text(
+        ["tenant_id", "tenant_name", "external_id", "status", "reason_code", "message", "counts", "started_at",
+         "finished_at"],
+        ([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or "",
+          " ".join(f"{k}={v}" for k, v in sorted((rt.counts or {}).items())),
+          rt.started_at.isoformat() if rt.started_at else "", rt.finished_at.isoformat() if rt.finished_at else ""]
+         for rt, name, external_id in rows))
+    return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, request
 from flask_login import current_user
+from rq.job import Job
 
 from ..extensions import csrf, login_manager
 
@@ -67,6 +68,9 @@ def _guard():
             abort(403)
     elif request.method not in ("GET", "HEAD"):
         abort(403)  # any other state change a future rq-dashboard adds is refused by default
+    job_id = (request.view_args or {}).get("job_id")
+    if job_id is not None and not Job.exists(job_id, connection=current_app.extensions["tenantpilot"].redis):
+        abort(404)  # rq-dashboard itself answers an unknown job id with a 500
     return None
 
 

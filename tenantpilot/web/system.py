@@ -4,8 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
-from flask_limiter.util import get_remote_address
-from flask_login import current_user, logout_user
+from flask_login import current_user
 from sqlalchemy import select
 
 from .. import audit, dashboard
@@ -14,16 +13,11 @@ from ..extensions import db
 from ..models import AlertDelivery, BreakGlassSession, OperationRun, PlatformUser
 from ..planes import platform_required
 from ..timeutil import utcnow
-from .auth import login_view
+from .auth import account_view, login_view, logout_view, sign_out_everywhere_view
+from . import inputs
 from .forms import BreakGlassForm, EmptyForm
 
 bp = Blueprint("system", __name__)
-
-
-def login_rate_key() -> str:
-    """Per (IP, username): one noisy user cannot lock out the office, and one IP cannot
-    spray a single account."""
-    return f"system-login|{get_remote_address()}|{(request.form.get('email') or '').strip().lower()}"
 
 
 def current_break_glass() -> BreakGlassSession | None:
@@ -60,11 +54,19 @@ def login():  # rate-limited per app in app._rate_limits
 
 @bp.post("/logout")
 def logout():
-    form = EmptyForm()
-    if form.validate_on_submit() and current_user.is_authenticated:
-        audit.record("platform.logout", actor=current_actor(), summary="Platform sign-out")
-        logout_user()
-    return redirect(url_for("system.login"))
+    return logout_view("system", current_actor() if current_user.is_authenticated else None)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@platform_required()
+def account():
+    return account_view("system", Actor.platform)
+
+
+@bp.post("/account/sign-out-everywhere")
+@platform_required()
+def sign_out_everywhere():
+    return sign_out_everywhere_view("system", current_actor())
 
 
 @bp.get("/")
@@ -143,7 +145,7 @@ def alerts():
         query = query.where(AlertDelivery.status == status)
     else:
         status = None
-    before = request.args.get("before", type=int)
+    before = inputs.arg_int("before")
     if before:
         query = query.where(AlertDelivery.id < before)
     rows = db.session.execute(query).scalars().all()

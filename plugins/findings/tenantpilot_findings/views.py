@@ -13,6 +13,7 @@ from tenantpilot.models import OperationRun
 from tenantpilot.planes import tenant_required
 from tenantpilot.runs import Scope
 from tenantpilot.timeutil import utcnow
+from tenantpilot.web.inputs import parse_int
 
 from .backfill import KEY
 from .models import ALL_STATUSES, LEGACY_STATUSES, SEVERITIES, TYPES, Finding
@@ -62,10 +63,10 @@ def _cursor(name: str, errors: list[str]) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        errors.append(f"Invalid page cursor {name}={raw!r}.")
-        return None
-    return int(raw)
+    value = parse_int(raw, minimum=1)
+    if value is None:
+        errors.append(f"Invalid page cursor {name}={raw[:40]!r}.")
+    return value
 
 
 def _page(tenant_id: int, chosen: dict, before: int | None, after: int | None):

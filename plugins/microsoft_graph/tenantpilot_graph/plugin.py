@@ -21,6 +21,6 @@ def tenantpilot_register_providers(app):
             ProviderField("client_id", "Application (client) ID", kind="guid",
                           help="The app registration granted the Graph application permissions."),
             ProviderField("client_secret_ref", "Client secret reference", kind="secret_ref",
-                          help="Where the app's client secret is, e.g. env:GRAPH_CLIENT_SECRET."),
+                          help="Where the app's client secret is: env:TENANTPILOT_PROVIDER_SECRET_<NAME> or file:<name> in the secrets folder."),
         ),
     )

@@ -9,7 +9,7 @@ from tenantpilot_graph import client as graph_client
 from tenantpilot_graph import plugin
 from tenantpilot_graph.stub import GraphStub
 
-SECRET_ENV = "TP_TEST_GRAPH_SECRET"
+SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_TP_TEST_GRAPH"
 FAST = {"TENANTPILOT_GRAPH_BACKOFF": 0.01, "TENANTPILOT_GRAPH_TIMEOUT": 5}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
@@ -19,6 +18,7 @@ from tenantpilot import providers
 from tenantpilot.extensions import db
 from tenantpilot.models import Membership, Workspace
 from tenantpilot.timeutil import utcnow
+from tenantpilot.web.inputs import SafeForm, form_text
 
 from . import service
 from .models import OnboardingDraft
@@ -41,7 +41,7 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class IdentifyForm(FlaskForm):
+class IdentifyForm(SafeForm):
     display_name = StringField("Tenant display name", filters=[_strip], validators=[
         DataRequired(message="Enter the tenant's display name."),
         Length(max=200, message="The display name must be at most 200 characters.")])
@@ -58,12 +58,12 @@ class IdentifyForm(FlaskForm):
             raise ValidationError(error)
 
 
-class ReadyForm(FlaskForm):
+class ReadyForm(SafeForm):
     acknowledge = BooleanField("I understand that features needing the missing permissions will fail for this "
                                "tenant until they are granted")
 
 
-class ActivateForm(FlaskForm):
+class ActivateForm(SafeForm):
     tenant_name = StringField("Type the tenant name to confirm", filters=[_strip],
                               validators=[DataRequired(message="Type the tenant name to confirm.")])
 
@@ -109,7 +109,7 @@ def _draft_or_404(draft_id: int) -> OnboardingDraft:
 
 
 def _csrf_or_400() -> None:
-    if not FlaskForm().validate_on_submit():
+    if not SafeForm().validate_on_submit():
         abort(400, FORM_EXPIRED)
 
 
@@ -196,7 +196,7 @@ def _render(draft: OnboardingDraft, *, status=200, chosen=None, values=None, err
     return render_template(
         "tenantpilot_onboarding/draft.html", draft=draft, membership=g.membership, workspace=draft.workspace,
         step=service.next_checkpoint(draft), providers=registered, chosen=chosen, values=values, errors=errors or {},
-        form=FlaskForm(formdata=None), ready_form=ready_form or ReadyForm(formdata=None),
+        form=SafeForm(formdata=None), ready_form=ready_form or ReadyForm(formdata=None),
         activate_form=activate_form or ActivateForm(formdata=None, expected=expected),
         connection_has_secret=bool(conn is not None and conn.secret_ref and conn.provider == chosen),
         required_permissions=service.required_permissions(), **_live_args(draft), **_helpers()), status
@@ -226,10 +226,10 @@ def connect(draft_id: int):
     _csrf_or_400()
     if service.reached(d, "verify_access"):
         abort(400, "Access was verified with the current connection; change it on the tenant's Provider tab.")
-    provider = providers.registered().get(request.form.get("provider", ""))
+    provider = providers.registered().get(form_text("provider"))
     if provider is None:
         return _render(d, errors={"provider": "Choose one of the installed providers."}, status=400)
-    values = {f.name: request.form.get(f.name, "") for f in provider.fields}
+    values = {f.name: form_text(f.name) for f in provider.fields}
     errors = providers.validate_settings(provider, values)
     conn = providers.connection_for(d.tenant_id) if d.tenant_id else None
     if conn is not None and conn.provider == provider.name and conn.secret_ref:
@@ -288,7 +288,7 @@ def verify_live(draft_id: int):
         response = make_response("", 200)
         response.headers["HX-Redirect"] = url_for(".draft", draft_id=draft_id)
         return response
-    return render_template("tenantpilot_onboarding/_verify_live.html", draft=d, form=FlaskForm(formdata=None),
+    return render_template("tenantpilot_onboarding/_verify_live.html", draft=d, form=SafeForm(formdata=None),
                            **_live_args(d))
 
 

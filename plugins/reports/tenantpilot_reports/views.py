@@ -7,13 +7,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.routing import BuildError
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from tenantpilot import providers
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.planes import tenant_required
+from tenantpilot.web.inputs import SafeForm, arg_int, form_text
 
 from . import service
 from .models import StoredReport
@@ -27,7 +27,7 @@ PAGE_SIZE = 50
 def reports(tenant_id: int):
     """Newest reports first (keyset: ``?before=<id>``), the generate actions and the last
     run of each type; polls itself while one of those runs is active."""
-    before = request.args.get("before", type=int)
+    before = arg_int("before")
     q = select(StoredReport).where(StoredReport.tenant_id == tenant_id)
     if before:
         q = q.where(StoredReport.id < before)
@@ -45,9 +45,9 @@ def reports(tenant_id: int):
 @bp.post("/t/<int:tenant_id>/reports/generate")
 @tenant_required(service.CAPABILITY)  # non-member 404, member without reports.generate 403
 def generate(tenant_id: int):
-    if not FlaskForm().validate_on_submit():
+    if not SafeForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
-    report_type = request.form.get("report_type", "")
+    report_type = form_text("report_type")
     if report_type not in service.REPORT_TYPES:
         abort(400, "Unknown report type.")
     result = service.start_report(tenant_id, report_type, Actor.human(current_user))

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import BooleanField, IntegerField, RadioField, SelectMultipleField, StringField
+from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired
 
@@ -23,6 +22,7 @@ from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun
 from tenantpilot.planes import tenant_required
+from tenantpilot.web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id
 
 from . import service
 from .models import BackupItem, BackupSet, RestoreRun, RestoreRunItem
@@ -32,11 +32,11 @@ PAGE_SIZE = 50
 STEPS = ("Backup set", "Scope", "Safety checks", "Preview", "Confirm")
 
 
-class SelectionForm(FlaskForm):
-    backup_set_id = IntegerField("Backup set", validators=[InputRequired(message="Choose a backup set.")])
+class SelectionForm(SafeForm):
+    backup_set_id = BoundedIntegerField("Backup set", minimum=1, validators=[InputRequired(message="Choose a backup set.")])
     scope = RadioField("Scope", choices=[SelectChoice("all", "All items"), SelectChoice("selected", "Selected items")],
                        validators=[DataRequired(message="Choose all items or selected items.")])
-    item_ids = SelectMultipleField("Items", coerce=int, validate_choice=False)
+    item_ids = SelectMultipleField("Items", coerce=coerce_id, validate_choice=False)
 
     def validate_item_ids(self, field):
         if self.scope.data == "selected" and not field.data:
@@ -59,7 +59,7 @@ class ConfirmForm(SelectionForm):
             raise ValidationError(f"Type the tenant name exactly as shown: {g.tenant.name}")
 
 
-class RerunForm(FlaskForm):
+class RerunForm(SafeForm):
     acknowledge = ConfirmForm.acknowledge
     tenant_name = ConfirmForm.tenant_name
     validate_tenant_name = ConfirmForm.validate_tenant_name
@@ -119,7 +119,7 @@ def backups(tenant_id: int):
 @bp.post("/t/<int:tenant_id>/backups/capture")
 @tenant_required("tenant.view")
 def capture(tenant_id: int):
-    if not FlaskForm().validate_on_submit():
+    if not SafeForm().validate_on_submit():
         abort(400, "The form expired; reload the page and try again.")
     result = service.start_capture(tenant_id, Actor.human(current_user))
     if result.status in ("forbidden", "not_found"):
@@ -170,7 +170,7 @@ def wizard_backup(tenant_id: int):
 @tenant_required("tenant.view")
 def wizard_scope(tenant_id: int):
     _require_restore_capability()
-    backup = _backup_or_404(tenant_id, request.args.get("backup_set_id", type=int))
+    backup = _backup_or_404(tenant_id, arg_int("backup_set_id"))
     form = SelectionForm(backup_set_id=backup.id, scope="all")
     return render_template("tenantpilot_restore/wizard_scope.html",
                            **_page_args(2, backup=backup, items=backup.items, form=form,

@@ -17,7 +17,7 @@ from tenantpilot_restore.models import BackupItem, RestoreRun, RestoreRunItem
 from tests.helpers import count, queued_jobs
 
 pytest_plugins = ["tenantpilot.testing"]
-SECRET_ENV = "TP_TEST_RESTORE_GRAPH_SECRET"
+SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_TP_TEST_RESTORE_GRAPH"
 COLLECTION = "/deviceManagement/deviceConfigurations"
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import func, inspect, select
 
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun
+from tenantpilot.web.inputs import csv_cell
 
 FORMAT_VERSION = 1  # part of the fingerprint: a format change never reuses an older pack
 RUN_TYPE = "review_pack.generate"
@@ -45,7 +46,6 @@ PII_COLUMN_RE = re.compile(r"(name|email|user|principal|upn|_by$|_by_)", re.I)
 PII_KEY_RE = re.compile(r"^(name|display_?name|given_?name|surname|e?mail|upn|user_?principal_?name|username|"
                         r"user_?name|user_?id|principal_?id|principal_?name|.+_(email|mail|by|by_name|user_id|"
                         r"user_name|display_name))$", re.I)
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # --- optional sources ------------------------------------------------------------------
@@ -136,12 +136,9 @@ def _csv_cell(value) -> str:
         return ""
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    text = str(value)
-    # Spreadsheets run cells starting with these as formulas (CSV injection); a leading
-    # apostrophe keeps provider-supplied text inert. The JSON file keeps the raw value.
-    if isinstance(value, str) and text.startswith(CSV_FORMULA_START):
-        return "'" + text
-    return text
+    # Provider-supplied text stays inert in a spreadsheet (the core's one CSV rule); the
+    # JSON file keeps the raw value.
+    return csv_cell(value)
 
 
 def _redact(value):

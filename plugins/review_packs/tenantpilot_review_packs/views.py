@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, ValidationError
 
@@ -17,6 +16,7 @@ from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.planes import tenant_required
 from tenantpilot.timeutil import utcnow
+from tenantpilot.web.inputs import SafeForm
 
 from . import export, service
 from .models import ReviewPack
@@ -34,7 +34,7 @@ def _strict_checkbox(form, field):
         raise ValidationError("Tick the box or leave it empty.")
 
 
-class RequestForm(FlaskForm):
+class RequestForm(SafeForm):
     include_operations = BooleanField("Include operations", validators=[_strict_checkbox])
     include_pii = BooleanField("Include personal data (PII)", validators=[_strict_checkbox])
 

@@ -21,7 +21,7 @@ from tenantpilot_support import plugin
 
 pytest_plugins = ["tenantpilot.testing"]
 SECRET = "Sup3r-Secret-Value-4471"
-SECRET_ENV = "SUPPORT_DIAG_TEST_SECRET"
+SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_SUPPORT_DIAG_TEST"
 SETTING = "https://vault-gw.internal.example/api-7731"
 USER_NAME = "Dana Whitfield"
 TENANT_NAME = "Contoso Hospitality"

@@ -1,0 +1,126 @@
+"""Server-side sign-in sessions for both planes.
+
+The plane's signed cookie carries a random session id (``sid``); ``auth_sessions`` keeps
+its SHA-256 with the plane, the person, when it started and when it was last used. The
+session is checked on every request (``valid``), so it ends at once when:
+
+- the person signs out (that session), or chooses "Sign out everywhere" (all of theirs);
+- the password changes (every session created before ``password_changed_at``);
+- the person is deactivated (the identity loader refuses inactive people);
+- it has been idle, or open, longer than the plane allows (``TENANTPILOT_<PLANE>_SESSION_
+  IDLE_MINUTES`` / ``…_MAX_HOURS``; the platform plane's defaults are shorter).
+
+``last_seen_at`` is written at most once a minute per session, in its own short
+transaction, so a page view never carries a write of the request's own session.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app, request, session
+from sqlalchemy import delete, or_, select, update
+
+from .extensions import db
+from .models import AuthSession
+from .timeutil import utcnow
+
+SEEN_RESOLUTION = timedelta(seconds=60)
+DEFAULTS = {  # plane: (idle minutes, absolute hours)
+    "admin": (12 * 60, 7 * 24),
+    "system": (60, 12),
+}
+
+
+def lifetimes(plane: str) -> tuple[timedelta, timedelta]:
+    idle, absolute = DEFAULTS[plane]
+    cfg = current_app.config
+    return (timedelta(minutes=cfg.get(f"TENANTPILOT_{plane.upper()}_SESSION_IDLE_MINUTES") or idle),
+            timedelta(hours=cfg.get(f"TENANTPILOT_{plane.upper()}_SESSION_MAX_HOURS") or absolute))
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start(plane: str, user) -> None:
+    """A fresh session at sign-in: everything from before (the CSRF secret included) is
+    dropped, so a token planted before sign-in is worth nothing after it."""
+    session.clear()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(AuthSession(id=_digest(token), plane=plane, user_id=user.id, created_at=now, last_seen_at=now,
+                               ip=request.remote_addr, user_agent=(request.user_agent.string or "")[:200]))
+    db.session.commit()
+    session["sid"] = token
+
+
+def current_id() -> str | None:
+    token = session.get("sid")
+    return _digest(token) if isinstance(token, str) else None
+
+
+def valid(plane: str, user) -> bool:
+    """Is this request's session a live session of ``user`` on ``plane``? Refreshes its
+    last-seen time (at most once a minute)."""
+    sid = current_id()
+    if sid is None:
+        return False
+    row = db.session.get(AuthSession, sid)
+    now = utcnow()
+    idle, absolute = lifetimes(plane)
+    if (row is None or row.plane != plane or row.user_id != user.id or row.revoked_at is not None
+            or now - row.last_seen_at > idle or now - row.created_at > absolute
+            or (user.password_changed_at is not None and row.created_at < user.password_changed_at)):
+        return False
+    if now - row.last_seen_at >= SEEN_RESOLUTION:
+        with db.engine.begin() as conn:
+            conn.execute(update(AuthSession).where(AuthSession.id == sid).values(last_seen_at=now))
+        db.session.expire(row)
+    return True
+
+
+def end_current() -> None:
+    """Sign-out of this browser: the session row is revoked and the cookie emptied."""
+    sid = current_id()
+    if sid is not None:
+        db.session.execute(update(AuthSession).where(AuthSession.id == sid, AuthSession.revoked_at.is_(None))
+                           .values(revoked_at=utcnow()))
+        db.session.commit()
+    session.clear()
+
+
+def end_all(plane: str, user_id: int, *, except_current: bool = False) -> int:
+    """Revoke every live session of a person on a plane; returns how many."""
+    q = update(AuthSession).where(AuthSession.plane == plane, AuthSession.user_id == user_id,
+                                  AuthSession.revoked_at.is_(None))
+    if except_current and current_id():
+        q = q.where(AuthSession.id != current_id())
+    count = db.session.execute(q.values(revoked_at=utcnow())).rowcount
+    db.session.commit()
+    return count
+
+
+def active(plane: str, user_id: int) -> list[AuthSession]:
+    """Live sessions of a person, newest use first (the account page lists them)."""
+    idle, absolute = lifetimes(plane)
+    now = utcnow()
+    return list(db.session.scalars(
+        select(AuthSession).where(AuthSession.plane == plane, AuthSession.user_id == user_id,
+                                  AuthSession.revoked_at.is_(None), AuthSession.last_seen_at > now - idle,
+                                  AuthSession.created_at > now - absolute)
+        .order_by(AuthSession.last_seen_at.desc())))
+
+
+def prune() -> int:
+    """Scheduled: delete sessions that can no longer be used (revoked, idle or past the
+    absolute lifetime of the longest-lived plane)."""
+    now = utcnow()
+    oldest = now - max(lifetimes(p)[1] for p in DEFAULTS)
+    stale = now - max(lifetimes(p)[0] for p in DEFAULTS)
+    count = db.session.execute(delete(AuthSession).where(or_(
+        AuthSession.created_at < oldest, AuthSession.last_seen_at < stale,
+        AuthSession.revoked_at < now - timedelta(hours=1)))).rowcount
+    db.session.commit()
+    return count
