@@ -161,3 +161,85 @@ def test_tenant_run_page_shows_only_runs_of_that_tenant(app, world, factory):
     assert "Sample operation" in client.get(f"/admin/t/{tenant.id}/runs/{mine}").get_data(as_text=True)
     assert client.get(f"/admin/t/{tenant.id}/runs/{theirs}").status_code == 404
     assert signed_in(app, "outsider@example.test").get(f"/admin/t/{tenant.id}/runs/{mine}").status_code == 404
+
+
+# --- secret references reach only what the operator exposed (issue: secret refs) --------
+
+@pytest.mark.parametrize("ref", [
+    "env:SECRET_KEY", "env:DATABASE_URL", "env:PATH", "env:tenantpilot_provider_secret_lower",
+    "file:/etc/shadow", "file:/proc/self/environ", "file:../../etc/passwd",
+    "file:/run/secrets/../../etc/passwd", "vault:whatever", "s3cr3t-typed-in-directly",
+])
+def test_secret_references_outside_the_exposed_set_are_refused_when_saved(app, world, ref):
+    _, tenant = world
+    client = signed_in(app, "manager@example.test")
+    r = save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref=ref)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 400
+    assert html.count('class="field-error"') == 1 and "TENANTPILOT_PROVIDER_SECRET_" in html
+    assert count(app, ProviderConnection) == 0 and seen_infos == []
+
+
+def _store_ref(app, tenant, ref):
+    """A connection saved before references were confined (or edited in the database)."""
+    with app.app_context():
+        db.session.add(ProviderConnection(tenant_id=tenant.id, provider="acme", secret_ref=ref,
+                                          settings={"tenant_guid": GUID, "client_id": GUID}))
+        db.session.commit()
+
+
+def _check(client, tenant):
+    page = client.get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
+    r = client.post(f"/admin/t/{tenant.id}/connection/check", data={"csrf_token": csrf_from(page)},
+                    follow_redirects=True)
+    assert r.status_code == 200
+    return r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("ref", ["env:SECRET_KEY", "file:/etc/passwd", "file:/proc/self/environ",
+                                 "env:TENANTPILOT_PROVIDER_SECRET_NOT_SET", "file:missing-secret"])
+def test_a_stored_reference_outside_the_set_is_refused_at_use_with_one_message(app, world, ref, tmp_path,
+                                                                               monkeypatch):
+    """No provider call, and the same words whether the variable or file exists or not."""
+    app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(tmp_path)
+    _, tenant = world
+    _store_ref(app, tenant, ref)
+    html = _check(signed_in(app, "manager@example.test"), tenant)
+    assert "Connection failing: The connection&#39;s secret could not be read from its reference." in html
+    assert seen_infos == []  # the provider was never asked
+
+
+def test_exposed_env_and_secrets_dir_file_references_work(app, world, tmp_path):
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "acme").write_text(SECRET + "\n")
+    app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(secrets_dir)
+    _, tenant = world
+    client = signed_in(app, "manager@example.test")
+    for ref in ("file:acme", f"file:{secrets_dir}/acme", REF):
+        r = save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref=ref)
+        assert r.status_code == 302, ref
+        assert "Connection healthy" in _check(client, tenant), ref
+    assert [i.secret for i in seen_infos] == [SECRET] * 3
+
+
+def test_a_symlink_out_of_the_secrets_dir_is_refused(app, world, tmp_path):
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    outside = tmp_path / "outside"
+    outside.write_text(SECRET)
+    (secrets_dir / "escape").symlink_to(outside)
+    app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(secrets_dir)
+    _, tenant = world
+    client = signed_in(app, "manager@example.test")
+    r = save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref="file:escape")
+    assert r.status_code == 400 and count(app, ProviderConnection) == 0
+    _store_ref(app, tenant, "file:escape")
+    assert "secret could not be read" in _check(client, tenant)
+    assert seen_infos == []
+
+
+def test_the_provider_tab_explains_which_references_are_allowed(app, world):
+    _, tenant = world
+    html = signed_in(app, "manager@example.test").get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
+    assert "env:TENANTPILOT_PROVIDER_SECRET_&lt;NAME&gt;" in html and "file:&lt;name&gt;" in html
