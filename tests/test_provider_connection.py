@@ -201,6 +201,7 @@ def _check(client, tenant):
 def test_a_stored_reference_outside_the_set_is_refused_at_use_with_one_message(app, world, ref, tmp_path,
                                                                                monkeypatch):
     """No provider call, and the same words whether the variable or file exists or not."""
+    monkeypatch.setenv("SECRET_KEY", "the-app-signing-key-that-must-not-leak")
     app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(tmp_path)
     _, tenant = world
     _store_ref(app, tenant, ref)
