@@ -10,8 +10,7 @@ session is checked on every request (``valid``), so it ends at once when:
 - it has been idle, or open, longer than the plane allows (``TENANTPILOT_<PLANE>_SESSION_
   IDLE_MINUTES`` / ``…_MAX_HOURS``; the platform plane's defaults are shorter).
 
-``last_seen_at`` is written at most once a minute per session, in its own short
-transaction, so a page view never carries a write of the request's own session.
+``last_seen_at`` is written at most once a minute per session.
 """
 from __future__ import annotations
 
@@ -75,9 +74,10 @@ def valid(plane: str, user) -> bool:
             or (user.password_changed_at is not None and row.created_at < user.password_changed_at)):
         return False
     if now - row.last_seen_at >= SEEN_RESOLUTION:
-        with db.engine.begin() as conn:
-            conn.execute(update(AuthSession).where(AuthSession.id == sid).values(last_seen_at=now))
-        db.session.expire(row)
+        # The identity loader runs before the view has changed anything (the plane
+        # decorators ask for current_user first), so this commit carries only this row.
+        row.last_seen_at = now
+        db.session.commit()
     return True
 
 

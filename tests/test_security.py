@@ -369,3 +369,23 @@ def test_run_csv_neutralizes_spreadsheet_formulas(app, people, factory, drain):
     assert f"{evil.id},'=HYPERLINK" in body.replace('"', "")
     assert ",'+1-555-0100," in body
     assert "\n=" not in body and ",=" not in body.replace('"', "")
+
+
+def test_rq_dashboard_bad_registry_and_requeue_of_a_live_job_are_4xx(app, people):
+    from tenantpilot.queue import get_queue
+
+    with app.app_context():
+        job = get_queue("runs", app).enqueue("tenantpilot.jobs.noop_for_tests_never_run")
+        queue = get_queue("runs", app).name
+    client = signed_in(app, "system", EMAILS["system"])
+    assert client.get(f"/system/ops/rq/0/data/jobs/{queue}/〇/5/dsc/2.json").status_code == 404
+    assert client.get(f"/system/ops/rq/0/data/jobs/{queue}/queued/0/dsc/1.json").status_code == 404
+    assert client.get(f"/system/ops/rq/0/data/jobs/{queue}/queued/8/dsc/1.json").status_code == 200
+    r = client.post(f"/system/ops/rq/job/{job.id}/requeue", headers={"X-Requested-With": "XMLHttpRequest"})
+    assert r.status_code == 409
+
+
+def test_htmx_error_fragments_escape_what_the_request_said(client):
+    r = client.get("/admin/login?%3Cscript%3Ex%3C%2Fscript%3E=%01", headers={"HX-Request": "true"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 400 and "<script>" not in body and "&lt;script&gt;" in body

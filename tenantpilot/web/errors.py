@@ -2,6 +2,7 @@
 import logging
 
 from flask import render_template, request
+from markupsafe import Markup
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
 
@@ -24,7 +25,7 @@ def render_error(code: int, message: str | None = None):
     title, default = MESSAGES.get(code, MESSAGES[500])
     plane = current_plane()
     if request.headers.get("HX-Request"):
-        return f'<p class="error-inline" role="alert">{message or default}</p>', code
+        return Markup('<p class="error-inline" role="alert">{}</p>').format(message or default), code
     return render_template("errors/error.html", code=code, title=title, message=message or default,
                            layout=f"{plane}/layout.html" if plane else "base.html"), code
 

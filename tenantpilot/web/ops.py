@@ -131,7 +131,9 @@ def _preflight_form(runbook) -> PreflightForm:
         form.kind.data = runbook.scopes[0]
     form.workspace_id.choices = [(0, "Choose a workspace…")] + [
         (ws.id, ws.name) for ws in db.session.scalars(select(Workspace).order_by(Workspace.name))]
-    form.tenant_matches = search_tenants(form.tenant_query.data or "") if form.kind.data == "single_tenant" else []
+    query = form.tenant_query.data or ""
+    form.tenant_matches = (search_tenants(query) if form.kind.data == "single_tenant"
+                           and not inputs.has_control_chars(query) else [])
     return form
 
 

@@ -18,9 +18,15 @@
 """
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import abort, current_app, request
 from flask_login import current_user
+from redis.exceptions import ResponseError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
+
+from .inputs import parse_int
 
 from ..extensions import csrf, login_manager
 
@@ -29,6 +35,7 @@ BLUEPRINT = "rq_dashboard"
 VIEW_CAPABILITIES = ("platform.access_system_panel", "platform.ops.view")
 WRITE_CAPABILITY = "platform.runbooks.run"
 REFUSED_ENDPOINTS = frozenset({f"{BLUEPRINT}.delete_job_view", f"{BLUEPRINT}.empty_queue"})
+REGISTRIES = frozenset({"queued", "failed", "deferred", "started", "finished", "scheduled", "canceled"})
 WRITE_ENDPOINTS = frozenset({f"{BLUEPRINT}.requeue_job_view", f"{BLUEPRINT}.requeue_all",
                              f"{BLUEPRINT}.compact_queue"})
 
@@ -44,6 +51,9 @@ def mount(app) -> None:
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     app.redis_conn = state.redis
     app.register_blueprint(rqd.blueprint, url_prefix=URL_PREFIX)
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith(BLUEPRINT + "."):
+            app.view_functions[endpoint] = _answer_rq_errors(view)
     app.before_request_funcs[BLUEPRINT] = [
         f for f in app.before_request_funcs.get(BLUEPRINT, []) if f is not rqd.push_rq_connection
     ] + [_single_instance]
@@ -68,10 +78,32 @@ def _guard():
             abort(403)
     elif request.method not in ("GET", "HEAD"):
         abort(403)  # any other state change a future rq-dashboard adds is refused by default
-    job_id = (request.view_args or {}).get("job_id")
+    args = request.view_args or {}
+    job_id = args.get("job_id")
     if job_id is not None and not Job.exists(job_id, connection=current_app.extensions["tenantpilot"].redis):
         abort(404)  # rq-dashboard itself answers an unknown job id with a 500
+    if args.get("registry_name", "queued") not in REGISTRIES or args.get("order", "asc") not in ("asc", "dsc"):
+        abort(404)
+    for name in ("per_page", "page"):
+        if name in args and parse_int(str(args[name]), minimum=1, maximum=10_000) is None:
+            abort(404)
     return None
+
+
+def _answer_rq_errors(view):
+    """rq-dashboard turns an operation that does not apply (requeue a job that has not
+    failed, compact a queue that does not exist) into a 500; answer 409/404 instead."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except InvalidJobOperation:
+            abort(409, "Only a failed job can be requeued.")
+        except (NoSuchJobError, ResponseError):
+            abort(404)
+
+    return wrapped
 
 
 def _single_instance():
