@@ -66,6 +66,9 @@ class DeliveryFailed(Exception):
 def tenantpilot_run_completed(run):
     if run.outcome not in ALERTING_OUTCOMES:
         return
+    if db.session.scalar(select(AlertDelivery.id).where(AlertDelivery.run_id == run.id,
+                                                        AlertDelivery.event == EVENT).limit(1)):
+        return  # created before (the outbox delivers at least once)
     create_deliveries(run)
 
 

@@ -123,8 +123,12 @@ def tenantpilot_seed_demo(app):
 
 @hookspec
 def tenantpilot_run_completed(run):
-    """Called after an operation run reached ``completed`` (exactly once per run).
+    """Called after an operation run reached ``completed``, from the transactional outbox.
 
-    ``run`` is the ``OperationRun`` row as committed. Used for notifications and alerts;
-    an exception here is logged and never changes the run.
+    ``run`` is the ``OperationRun`` row as committed. Used for notifications, alerts and a
+    plugin's follow-ups. The completing transaction records one delivery per
+    implementation; each is delivered right after that commit and, if the process died
+    first or the implementation raised, again by the scheduler (with backoff). Delivery
+    is **at least once**: make the implementation idempotent (check for what you already
+    wrote). An exception here is logged, retried later, and never changes the run.
     """

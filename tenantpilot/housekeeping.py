@@ -1,12 +1,18 @@
 """Core plugin: periodic housekeeping of the run ledger."""
 from __future__ import annotations
 
-from . import sessions
+from . import outbox, sessions
 from .api import ScheduledJob
 from .control_service import run_expiry_job
 from .hookspecs import hookimpl
 from .jobs import reap_abandoned_jobs
 from .queue import enqueue_due_scheduled_jobs
+
+
+def replay_spools() -> int:
+    from . import audit, telemetry
+
+    return audit.replay_spool() + telemetry.replay_spool()
 
 
 @hookimpl
@@ -21,6 +27,10 @@ def tenantpilot_register_scheduled_jobs(app):
         # Expired control pauses: the evaluator already ignores them; this deletes them and
         # writes operational_control.expired (SPEC 4).
         ScheduledJob("ops.expire_control_pauses", interval_seconds=60, func=run_expiry_job),
+        # Audit rows and telemetry events the database could not take when they happened.
+        ScheduledJob("ops.replay_spool", interval_seconds=15, func=replay_spools),
+        # After-commit effects a dead process left undelivered, or due for a retry.
+        ScheduledJob("ops.deliver_outbox", interval_seconds=10, func=outbox.deliver_due),
         # Sign-in sessions that can no longer be used (revoked, idle, too old).
         ScheduledJob("auth.prune_sessions", interval_seconds=3600, func=sessions.prune),
     ]

@@ -244,6 +244,7 @@ class AuditLog(db.Model):
         Index("ix_audit_logs_recorded_id", "recorded_at", "id"),
         Index("ix_audit_logs_action_recorded", "action", "recorded_at"),
         Index("ix_audit_logs_ws_tenant_recorded", "workspace_id", "tenant_id", "recorded_at"),
+        Index("uq_audit_logs_event_uid", "event_uid", unique=True),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     action: Mapped[str] = mapped_column(db.String(120))
@@ -262,6 +263,8 @@ class AuditLog(db.Model):
     ip: Mapped[str | None] = mapped_column(db.String(64))
     user_agent: Mapped[str | None] = mapped_column(db.String(300))
     recorded_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    # Set by the recorder; a spooled row is replayed by it at most once (tenantpilot.spool).
+    event_uid: Mapped[str | None] = mapped_column(db.String(32))
 
 
 @event.listens_for(AuditLog, "before_update")
@@ -300,6 +303,28 @@ class AlertDelivery(db.Model):
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
     sent_at = mapped_column(db.DateTime, nullable=True)
+
+
+class OutboxMessage(db.Model):
+    """One after-commit effect to deliver (tenantpilot.outbox): written in the transaction
+    whose commit makes it due, delivered (at least once) by that process or the scheduler."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("topic", "run_id", "plugin", name="uq_outbox_topic_run_plugin"),
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic: Mapped[str] = mapped_column(db.String(40))  # run_completed
+    run_id: Mapped[int] = mapped_column(db.ForeignKey("operation_runs.id"), index=True)
+    plugin: Mapped[str] = mapped_column(db.String(120))  # the hook implementation's plugin name
+    status: Mapped[str] = mapped_column(db.String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(db.String(200))
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    next_attempt_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    claimed_until = mapped_column(db.DateTime, nullable=True)
+    delivered_at = mapped_column(db.DateTime, nullable=True)
 
 
 class ScheduledJobState(db.Model):
@@ -365,6 +390,7 @@ class ProductUsageEvent(db.Model):
         Index("ix_product_usage_events_occurred", "occurred_at"),
         Index("ix_product_usage_events_event_occurred", "event_name", "occurred_at"),
         Index("ix_product_usage_events_ws_tenant_occurred", "workspace_id", "tenant_id", "occurred_at"),
+        Index("uq_product_usage_events_event_uid", "event_uid", unique=True),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"))
@@ -377,6 +403,7 @@ class ProductUsageEvent(db.Model):
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     occurred_at = mapped_column(db.DateTime, nullable=False)
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    event_uid: Mapped[str | None] = mapped_column(db.String(32))  # replays of a spooled event insert it once
 
 
 class ProductUsageHourly(db.Model):

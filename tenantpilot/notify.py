@@ -1,6 +1,8 @@
 """Core plugin: tells a run's initiator that it finished (in-app notification)."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from .extensions import db
 from .hookspecs import hookimpl
 from .models import Notification
@@ -18,6 +20,9 @@ OUTCOME_WORDS = {
 def tenantpilot_run_completed(run):
     if not (run.initiator_user_id or run.initiator_platform_user_id):
         return  # system-initiated: nobody to tell
+    if db.session.scalar(select(Notification.id).where(Notification.run_id == run.id,
+                                                       Notification.kind == "operations.run.completed").limit(1)):
+        return  # delivered before (the outbox delivers at least once)
     label = (run.context or {}).get("operation_label", run.type)
     db.session.add(Notification(
         user_id=run.initiator_user_id,

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import select
 
 from . import audit
 from .actors import Actor
+from .extensions import db
 from .hookspecs import hookimpl
+from .models import AuditLog
 
 
 @hookimpl
@@ -13,6 +16,11 @@ def tenantpilot_run_completed(run):
     runbook = current_app.extensions["tenantpilot"].registry.runbooks.get(run.type)
     if runbook is None:
         return
+    done = db.session.scalar(select(AuditLog.id).where(
+        AuditLog.target_type == "operation_run", AuditLog.target_id == str(run.id),
+        AuditLog.action.in_(("platform.ops.runbooks.failed", "platform.ops.runbooks.completed"))).limit(1))
+    if done:
+        return  # recorded before (the outbox delivers at least once)
     failed = run.outcome in ("failed", "partially_succeeded")
     scope = (run.context or {}).get("scope") or {}
     audit.record(

@@ -372,6 +372,9 @@ def validate_counts(op, counts) -> dict:
 
 
 def _mark_completed(run: OperationRun) -> None:
+    from . import outbox
+
+    outbox.record_run_completed(run)  # the completion's effects commit with it
     run.status = "completed"
     run.completed_at = utcnow()
     if run.started_at is None:
@@ -397,17 +400,12 @@ def _items_failed(run: OperationRun) -> bool:
 
 
 def _after_completion(run_id: int) -> None:
-    """Fire tenantpilot_run_completed once, after the completing commit. Each plugin's
-    implementation is isolated: one that raises is logged and the others still run."""
-    run = db.session.get(OperationRun, run_id)
-    pm = current_app.extensions["tenantpilot"].pm
-    for impl in pm.hook.tenantpilot_run_completed.get_hookimpls():
-        try:
-            impl.function(run=run)
-        except Exception:
-            log.exception("run_completed hook of %s failed for run %s", impl.plugin_name, run_id)
-            db.session.rollback()
-            run = db.session.get(OperationRun, run_id)
+    """Deliver the completion's outbox rows right after the completing commit. Each
+    plugin's implementation is isolated: one that raises is logged, retried later by the
+    scheduler, and the others still run."""
+    from . import outbox
+
+    outbox.deliver_run(run_id)
 
 
 def cancel(run_id: int) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping
@@ -24,12 +25,14 @@ from typing import Any, Mapping
 from flask import current_app
 from sqlalchemy import case, delete, func, insert, select
 
+from . import spool
 from .dashboard import WINDOWS  # the dashboard's windows: one selector drives every widget
 from .extensions import db
 from .models import ProductUsageEvent, ProductUsageHourly, ProductUsageWorkspace
 from .timeutil import utcnow
 
 log = logging.getLogger("tenantpilot.telemetry")
+SPOOL_KIND = "telemetry"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._:+/-]{1,120}$")
 PRUNE_BATCH = 10_000
 _errors = 0  # recording failures in this process (also counted in Redis, see _count_error)
@@ -104,7 +107,8 @@ def write(conn, row: dict, occurred_at: datetime) -> None:
     conn.execute(insert(ProductUsageEvent.__table__).values(
         workspace_id=row["workspace_id"], tenant_id=row["tenant_id"], user_id=row["user_id"],
         event_name=row["event_name"], feature_area=row["feature_area"], subject_type=row["subject_type"],
-        subject_id=row["subject_id"], metadata=row["meta"], occurred_at=occurred_at, created_at=utcnow()))
+        subject_id=row["subject_id"], metadata=row["meta"], occurred_at=occurred_at, created_at=utcnow(),
+        event_uid=row.get("event_uid")))
     hourly, workspaces = ProductUsageHourly.__table__, ProductUsageWorkspace.__table__
     _upsert(conn, hourly, {"bucket_start": floor_hour(occurred_at), "event_name": row["event_name"], "count": 1},
             ["bucket_start", "event_name"], lambda excluded: {"count": hourly.c.count + 1})
@@ -127,6 +131,11 @@ def record(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int |
         if occurred_at is not None and occurred_at > now:
             # Windows end now: a future event would sit in the rollup but not in the window.
             raise TelemetryError("occurred_at must not be in the future")
+    except Exception as exc:
+        _count_error(event_name, exc)  # refused: not a valid event, nothing to keep
+        return False
+    row["event_uid"] = uuid.uuid4().hex
+    try:
         # A savepoint of the caller's session, then a commit: the caller's action is
         # already committed (the contract), and one connection keeps SQLite (embedded
         # mode) from refusing a second writer.
@@ -135,8 +144,28 @@ def record(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int |
         db.session.commit()
         return True
     except Exception as exc:
-        _count_error(event_name, exc)
-        return False
+        # A valid event the database could not take: spooled and replayed (by its
+        # event_uid, so at most once), never dropped.
+        db.session.rollback()
+        log.exception("telemetry event not written; spooled for replay", extra={"event": event_name})
+        try:
+            spool.append(SPOOL_KIND, {**row, "occurred_at": (occurred_at or now).isoformat()})
+        except Exception:
+            _count_error(event_name, exc)
+        return True
+
+
+def replay_one(record: dict) -> None:
+    """Write one spooled event (and its rollups) unless its event_uid is there; commits."""
+    if db.session.scalar(select(ProductUsageEvent.id).where(ProductUsageEvent.event_uid == record["event_uid"])):
+        return
+    write(db.session.connection(), record, datetime.fromisoformat(record["occurred_at"]))
+    db.session.commit()
+
+
+def replay_spool() -> int:
+    """Scheduled: write the spooled events, in order."""
+    return spool.replay(SPOOL_KIND, replay_one)
 
 
 def _count_error(event_name: str, exc: Exception) -> None:

@@ -41,15 +41,57 @@ def test_the_database_itself_refuses_update_and_delete(app):
         assert db.session.get(AuditLog, row_id).summary == "original"
 
 
-def test_audit_failure_never_breaks_the_caller_and_keeps_its_transaction(app, caplog):
-    from tenantpilot.models import Workspace
+def test_audit_failure_never_breaks_the_caller_and_keeps_its_transaction(app, caplog, monkeypatch):
+    """A write that fails (injected, once): the caller's change commits, the row is
+    spooled, and the replay writes it exactly once with its original time."""
+    from sqlalchemy import select
+
+    from tenantpilot import spool
+    from tenantpilot.models import AuditLog, Workspace
+
+    real_add = db.session.add
+    calls = {"n": 0}
+
+    def failing_add(obj, *a, **kw):
+        if isinstance(obj, AuditLog) and calls["n"] == 0:
+            calls["n"] += 1
+            raise RuntimeError("injected audit write failure")
+        return real_add(obj, *a, **kw)
 
     with app.app_context():
+        monkeypatch.setattr(db.session, "add", failing_add)
         db.session.add(Workspace(name="Kept", slug="kept"))
-        assert audit.record("x.y", status="not-a-status", commit=False) is None  # logged, not raised
+        assert audit.record("x.y", summary="the change", commit=False) is None  # logged, not raised
         db.session.commit()
+        monkeypatch.undo()
         assert db.session.query(Workspace).filter_by(slug="kept").count() == 1
+        assert db.session.scalar(select(AuditLog.id).where(AuditLog.action == "x.y")) is None
+        assert spool.pending("audit") == 1
+        assert audit.replay_spool() == 1 and audit.replay_spool() == 0
+        rows = db.session.scalars(select(AuditLog).where(AuditLog.action == "x.y")).all()
+        assert [r.summary for r in rows] == ["the change"] and spool.pending("audit") == 0
     assert "audit write failed" in caplog.text
+
+
+def test_a_spooled_row_of_a_rolled_back_action_is_dropped(app, monkeypatch):
+    from tenantpilot import spool
+    from tenantpilot.models import AuditLog
+
+    real_add = db.session.add
+    with app.app_context():
+        monkeypatch.setattr(db.session, "add", lambda obj, *a, **kw: (_ for _ in ()).throw(RuntimeError("boom"))
+                            if isinstance(obj, AuditLog) else real_add(obj, *a, **kw))
+        audit.record("x.rolled_back", commit=False)
+        db.session.rollback()
+        monkeypatch.undo()
+        assert spool.pending("audit") == 0
+
+
+def test_an_unknown_status_is_kept_as_failed(app, caplog):
+    with app.app_context():
+        row = audit.record("x.z", status="not-a-status")
+        assert row.status == "failed" and row.meta["invalid_status"] == "not-a-status"
+    assert "unknown status" in caplog.text
 
 
 def test_metadata_is_sanitized(app):

@@ -100,7 +100,11 @@ def preflight(key: str):
             target=("runbook", runbook.key, runbook.label), summary=f"Preflight of {runbook.label}",
             metadata={"runbook": runbook.key, "scope": scope, "result": result},
         )
-        return redirect(url_for("ops.confirm", key=key, preflight=event.id))
+        if event is not None:
+            return redirect(url_for("ops.confirm", key=key, preflight=event.id))
+        # The stored preflight is its audit row; it was spooled, so there is nothing to
+        # confirm against yet (the row itself is not lost).
+        form.kind.errors = ["The preflight could not be stored just now. Run it again in a moment."]
     status = 422 if request.method == "POST" else 200
     return render_template("system/preflight.html", runbook=runbook, form=form,
                            decision=controls.evaluate(runbook.control_key, None)), status

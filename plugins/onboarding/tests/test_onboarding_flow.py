@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from onboarding_helpers import (EVENT, GUID, GUID_MISSING, draft_id_of, draft_row, events, identify, make_tenant,
                                 post, serialized, signed_in)
-from tenantpilot import telemetry
+from tenantpilot import spool, telemetry
 from tenantpilot.api import ProviderError
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun, ProviderConnection, Tenant
@@ -327,11 +327,13 @@ def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("telemetry store down")
 
+    real_write = telemetry.write
     monkeypatch.setattr(telemetry, "write", broken)  # the recorder's own failure path
-    before = telemetry._errors
     assert post(client, draft_id, "connect", provider="simulated").status_code == 302
     assert draft_row(app, draft_id).checkpoint == "connect_provider" and count(app, Tenant) == 1
-    assert telemetry._errors == before + 1
+    with app.app_context():  # not dropped: spooled for the scheduler's replay
+        assert spool.pending("telemetry") == 1
+    monkeypatch.setattr(telemetry, "write", real_write)
 
     # Even a recorder that broke its never-raise contract (the seam's own event is left alone).
     monkeypatch.setattr(service, "telemetry", type("Broken", (), {"record": staticmethod(broken)}))
@@ -340,6 +342,9 @@ def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatc
     assert draft_row(app, draft_id).checkpoint == "ready_for_activation"
     assert events(app) == []
     assert len(audit_rows(app, "onboarding.checkpoint_completed")) == 4
+    with app.app_context():
+        assert telemetry.replay_spool() == 1
+    assert [e.meta["checkpoint_key"] for e in events(app)] == ["connect_provider"]
 
 
 def test_a_lost_run_completed_hook_is_recovered_by_continue(app, world, drain, monkeypatch):
