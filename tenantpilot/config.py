@@ -44,8 +44,9 @@ def from_env(instance_path: str) -> dict:
         "TENANTPILOT_CIRCUIT_MIN_TENANTS": _int("TENANTPILOT_CIRCUIT_MIN_TENANTS", 20),
         "TENANTPILOT_CIRCUIT_FAILURE_RATIO": float(os.environ.get("TENANTPILOT_CIRCUIT_FAILURE_RATIO", "0.5")),
         "TENANTPILOT_JOB_TIMEOUT": _int("TENANTPILOT_JOB_TIMEOUT", 600),
-        # Seconds after a job's timeout before RQ treats a silent job as abandoned.
-        "TENANTPILOT_ABANDON_GRACE": _int("TENANTPILOT_ABANDON_GRACE", 60),
+        # Workers heartbeat a running job this often; three missed beats and the reaper
+        # treats the job as abandoned (its worker died): recovery within about a minute.
+        "TENANTPILOT_WORKER_HEARTBEAT_SECONDS": _int("TENANTPILOT_WORKER_HEARTBEAT_SECONDS", 10),
         # Unsettled tenants of a run older than this whose RQ job is gone are recovered.
         "TENANTPILOT_ORPHAN_MIN_AGE": _int("TENANTPILOT_ORPHAN_MIN_AGE", 120),
         # Worker transactions on PostgreSQL commit without waiting for the WAL flush: a

@@ -20,7 +20,7 @@ def tenantpilot_register_scheduled_jobs(app):
     return [
         # Finds jobs whose worker died (RQ started-job registry); their tenants fail and
         # the run still completes.
-        ScheduledJob("ops.reap_abandoned_jobs", interval_seconds=30, func=reap_abandoned_jobs),
+        ScheduledJob("ops.reap_abandoned_jobs", interval_seconds=15, func=reap_abandoned_jobs),
         # RQ retries with an interval (alert deliveries) wait in the ScheduledJobRegistry;
         # this puts the due ones back on their queue.
         ScheduledJob("ops.enqueue_scheduled_jobs", interval_seconds=5, func=enqueue_due_scheduled_jobs),

@@ -104,30 +104,46 @@ def enqueue_due_scheduled_jobs(app=None) -> int:
 
 
 class AppWorker(SimpleWorker):
-    """Runs every job inside a fresh app context of the worker's app."""
+    """Runs every job inside a fresh app context of the worker's app.
+
+    A SimpleWorker runs the job in its own thread, so nothing would heartbeat while a job
+    runs; a small thread does it here (every ``heartbeat_seconds``), and the job's
+    started-registry entry lives three beats. A killed worker's job is therefore found
+    by the reaper's ``StartedJobRegistry.cleanup()`` within about 3 beats plus the reaper
+    interval (≈45 s with the defaults), however long the job's timeout is.
+    """
 
     flask_app = None
-    abandon_grace = 60
+    heartbeat_seconds = 10
 
     def perform_job(self, job, queue, execution) -> bool:
         from .extensions import db
 
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(self.heartbeat_seconds):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:
+                    log.warning("worker heartbeat failed", exc_info=True)
+
+        beater = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
+        beater.start()
         with self.flask_app.app_context():
             started = time.perf_counter()
             try:
                 return super().perform_job(job, queue, execution)
             finally:
+                stop.set()
                 db.session.remove()
                 log.info("job finished", extra={"job_id": job.id, "run_id": (job.meta or {}).get("run_id"),
                                                  "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
-        # A SimpleWorker cannot heartbeat while a job runs, so the started-registry entry
-        # must outlive the job's timeout; the grace decides how soon a killed worker's job
-        # is declared abandoned.
-        if job.timeout == -1:
-            return super().get_heartbeat_ttl(job, working_time)
-        return int(job.timeout or 180) + self.abandon_grace
+        # Three missed beats and the job counts as abandoned (its timeout is enforced
+        # separately, by the death penalty).
+        return 3 * self.heartbeat_seconds
 
 
 class ThreadWorker(AppWorker):
@@ -144,7 +160,7 @@ def make_worker(app, thread: bool = False, **kwargs) -> AppWorker:
     kwargs.setdefault("name", f"{app.config['TENANTPILOT_QUEUE_PREFIX']}-{uuid.uuid4().hex[:10]}")
     worker = cls(all_queues(app), connection=app.extensions["tenantpilot"].redis, **kwargs)
     worker.flask_app = app
-    worker.abandon_grace = app.config["TENANTPILOT_ABANDON_GRACE"]
+    worker.heartbeat_seconds = app.config["TENANTPILOT_WORKER_HEARTBEAT_SECONDS"]
     if app.config["TENANTPILOT_WORKER_ASYNC_COMMIT"] and not thread:
         _asynchronous_commits(app)
     return worker
