@@ -327,6 +327,16 @@ class OutboxMessage(db.Model):
     delivered_at = mapped_column(db.DateTime, nullable=True)
 
 
+class IdempotencyKey(db.Model):
+    """A used confirm-form token (tenantpilot.idempotency): a second submit finds it."""
+
+    __tablename__ = "idempotency_keys"
+    key: Mapped[str] = mapped_column(db.String(64), primary_key=True)  # sha256 of plane, person, token
+    scope: Mapped[str] = mapped_column(db.String(80))
+    result_url: Mapped[str | None] = mapped_column(db.String(300))
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False, index=True)
+
+
 class ScheduledJobState(db.Model):
     """When each periodic job is next due; claimed with a conditional UPDATE so two
     scheduler processes never run the same slot twice."""

@@ -476,3 +476,33 @@ def test_history_links_into_the_audit_log_with_filters_set(make_app):
     assert len(events) == 1 and "<code>operational_control.paused</code>" in listing
     detail = client.get(f"/system/audit/{events[0]}").get_data(as_text=True)
     assert "Export vendor incident" in detail
+
+
+def _review_form(client, path, data):
+    """The rendered confirm form of a review step: its hidden fields, token included."""
+    body = post(client, path, data).get_data(as_text=True)
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', body))
+    assert fields.get("idempotency_token"), "the confirm form carries an idempotency token"
+    return fields
+
+
+def test_double_submit_of_confirm_pause_and_resume_writes_once(app, world):
+    client = signed_in(app)
+    data = {"scope_type": "global", "reason": REASON, "expires_at": ""}
+    confirm = _review_form(client, f"/system/ops/controls/{KEY}/pause", data)
+    first = client.post(f"/system/ops/controls/{KEY}/pause/confirm", data=confirm)
+    again = client.post(f"/system/ops/controls/{KEY}/pause/confirm", data=confirm)  # double click / refresh
+    assert first.status_code == again.status_code == 302
+    assert len(audit_rows(app, "operational_control.paused")) == 1
+    assert audit_rows(app, "operational_control.updated") == []
+    page = client.get("/system/ops/controls").get_data(as_text=True)
+    assert "already confirmed; nothing changed" in page
+
+    resume = _review_form(client, f"/system/ops/controls/{KEY}/resume", {"scope_type": "global"})
+    for _ in range(2):
+        assert client.post(f"/system/ops/controls/{KEY}/resume/confirm", data=resume).status_code == 302
+    assert len(audit_rows(app, "operational_control.resumed")) == 1
+    # A new review renders a new token: pausing again works.
+    confirm = _review_form(client, f"/system/ops/controls/{KEY}/pause", data)
+    assert client.post(f"/system/ops/controls/{KEY}/pause/confirm", data=confirm).status_code == 302
+    assert len(audit_rows(app, "operational_control.paused")) == 2

@@ -148,7 +148,7 @@ def test_top_offenders_order_and_counts(app, world):
     # Tenants by id only, linking to the runs list of that tenant in the same window.
     assert f'href="/system/ops/runs?tenant={t1}&amp;window=7d">Tenant #{t1}</a>' in week
     # The biggest offender has the full bar.
-    assert re.search(rf'data-offender-tenant="{t1}">.*?style="width: 100%"', week, re.S)
+    assert re.search(rf'data-offender-tenant="{t1}">.*?<rect width="100%"', week, re.S)
 
 
 def test_top_offenders_show_five_each(app, factory):

@@ -346,3 +346,22 @@ def test_runbook_run_detail_fragment_updates_with_the_live_progress(make_app, fa
     assert "Renamed 0" in client.get(f"/system/ops/runs/{run_id}/progress").get_data(as_text=True)
     drain(app)
     assert "Renamed 6" in client.get(f"/system/ops/runs/{run_id}/progress").get_data(as_text=True)
+
+
+def test_a_confirm_resubmitted_after_its_run_completed_starts_nothing(app, world, drain):
+    """The run identity dedups while a run is active; the form's idempotency token covers
+    the rest: a refresh of the confirm POST after the run finished starts no second run."""
+    client = signed_in(app)
+    resp = preflight(client, {"kind": "all_tenants"})
+    body = client.get(resp.headers["Location"]).get_data(as_text=True)
+    fields = {"csrf_token": csrf_from(body),
+              "preflight": re.search(r'name="preflight" type="hidden" value="(\d+)"', body).group(1),
+              "idempotency_token": re.search(r'name="idempotency_token" value="([^"]+)"', body).group(1),
+              "confirmation": "RENAME", "reason_code": "DATA_REPAIR", "reason_text": "Legacy names break exports"}
+    first = client.post("/system/ops/runbooks/tests.rename/confirm", data=fields)
+    assert first.status_code == 302
+    drain()
+    again = client.post("/system/ops/runbooks/tests.rename/confirm", data=fields)
+    assert again.status_code == 302 and again.headers["Location"] == first.headers["Location"]
+    assert count(app, OperationRun) == 1 and len(audit_rows(app, "platform.ops.runbooks.start")) == 1
+    assert "already submitted" in client.get(again.headers["Location"]).get_data(as_text=True)

@@ -1,4 +1,4 @@
-"""outbox for after-commit effects; event ids that make spooled audit and telemetry replays idempotent
+"""outbox for after-commit effects; idempotency keys of confirm forms; event ids that make spooled audit and telemetry replays idempotent
 
 Revision ID: 0007_durable_effects
 Revises: 0006_auth_sessions
@@ -32,6 +32,15 @@ def upgrade():
     )
     op.create_index("ix_outbox_status_next", "outbox", ["status", "next_attempt_at"])
     op.create_index(op.f("ix_outbox_run_id"), "outbox", ["run_id"])
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("scope", sa.String(length=80), nullable=False),
+        sa.Column("result_url", sa.String(length=300), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_idempotency_keys")),
+    )
+    op.create_index(op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"])
     # Spooled rows are replayed by these ids: a replay inserts a row at most once.
     for table in ("audit_logs", "product_usage_events"):
         with op.batch_alter_table(table) as batch:
@@ -44,6 +53,8 @@ def downgrade():
         op.drop_index(f"uq_{table}_event_uid", table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_column("event_uid")
+    op.drop_index(op.f("ix_idempotency_keys_created_at"), table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")
     op.drop_index(op.f("ix_outbox_run_id"), table_name="outbox")
     op.drop_index("ix_outbox_status_next", table_name="outbox")
     op.drop_table("outbox")

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import func, select
 
 from .. import control_service as svc
+from .. import idempotency
 from ..extensions import db
 from ..models import PlatformUser, Workspace
 from ..planes import platform_required
@@ -192,6 +193,10 @@ def pause_confirm(key: str):
     req, errors = _validated_pause(key, values)  # re-validated: the review may be stale
     if errors:
         return _pause_form(key, values, errors, 422)
+    try:
+        idempotency.claim(f"control.pause:{key}")
+    except idempotency.AlreadySubmitted:
+        return _done(f"This pause of {control.label} was already confirmed; nothing changed.", "info")
     outcome = svc.pause(key, req.scope_type, req.workspace_id, req.reason, req.expires_at, current_actor())
     where = "globally" if req.scope_type == "global" else f"for workspace {req.workspace.name}"
     return _done(f"{control.label} {'paused' if outcome == 'paused' else 'pause updated'} {where}.")
@@ -231,6 +236,10 @@ def resume_confirm(key: str):
     _, workspace, values, errors = _resume_scope(key)
     if errors:
         return _page(key, "system/_control_idle.html", 422, errors=errors)
+    try:
+        idempotency.claim(f"control.resume:{key}")
+    except idempotency.AlreadySubmitted:
+        return _done(f"This resume of {control.label} was already confirmed; nothing changed.", "info")
     outcome = svc.resume(key, values["scope_type"], workspace.id if workspace else None, current_actor())
     where = "globally" if values["scope_type"] == "global" else f"for workspace {workspace.name}"
     if outcome == "already_enabled":

@@ -50,5 +50,8 @@ def register(app):
         return [a for a in actions
                 if membership is not None and surface in a.surfaces and a.capability in membership.capabilities]
 
+    from .. import idempotency
+
+    app.jinja_env.globals["idempotency_field"] = idempotency.field
     app.jinja_env.globals["tenant_pages"] = tenant_pages
     app.jinja_env.globals["tenant_actions"] = tenant_actions

@@ -9,7 +9,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, 
 from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 
-from .. import audit, controls, seam
+from .. import audit, controls, idempotency, seam
 from ..actors import Actor
 from ..api import REASON_CODES
 from ..extensions import db
@@ -180,14 +180,21 @@ def confirm(key: str):
                 "A reason (at least 5 characters) is required for this scope"
                 + (" and during break-glass." if actor.break_glass else "."))
         if not form.errors:
+            try:  # before the drift check: a resubmit is answered with what the first did
+                key = idempotency.claim(f"runbook.start:{runbook.key}")
+            except idempotency.AlreadySubmitted as done:
+                flash("This confirmation was already submitted; nothing was started again.", "info")
+                return redirect(done.result_url or url_for("ops.runs_list"))
             drift = _drift(runbook, scope, result)
             if drift is not None:
                 form.confirmation.errors.append(drift)
             else:
                 outcome = _start(runbook, scope, result, event, actor, form.reason_code.data, reason_text)
                 if outcome.status in ("started", "deduped", "scope_busy"):
+                    target = url_for("ops.run_detail", run_id=outcome.run.id)
+                    idempotency.remember(key, target)
                     flash(outcome.message, "info")
-                    return redirect(url_for("ops.run_detail", run_id=outcome.run.id))
+                    return redirect(target)
                 if outcome.status == "forbidden":
                     abort(403)
     status = 200 if request.method == "GET" else (409 if outcome and outcome.status == "blocked" else 422)

@@ -17,7 +17,7 @@ from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired
 
-from tenantpilot import controls, providers
+from tenantpilot import controls, idempotency, providers
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun
@@ -229,11 +229,20 @@ def create(tenant_id: int):
     items = _selected_items(backup, form.scope.data or "all", form.item_ids.data or [])
     if not form.validate():
         return _render_confirm(form, backup, items, status=400)
+    try:  # a double click or a refresh of this POST creates nothing twice
+        key = idempotency.claim(f"restore.create:{tenant_id}")
+    except idempotency.AlreadySubmitted as done:
+        flash("This restore was already submitted; nothing was created again.", "info")
+        return redirect(done.result_url or url_for(".restore_runs", tenant_id=tenant_id))
     if form.dry_run.data:
         rr = service.record_dry_run(g.tenant, backup, items, form.scope.data, current_user)
+        target = url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id)
+        idempotency.remember(key, target)
         flash(f"Dry run #{rr.id} recorded: {len(items)} item(s) previewed.", "info")
-        return redirect(url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id))
+        return redirect(target)
     result, rr = service.start_restore(g.tenant, backup, items, form.scope.data, current_user)
+    if result.ok and rr is not None:
+        idempotency.remember(key, url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id))
     return _after_start(tenant_id, result, rr,
                         lambda feedback, status: _render_confirm(form, backup, items, status=status, feedback=feedback))
 

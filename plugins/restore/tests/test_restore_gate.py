@@ -203,3 +203,19 @@ def test_a_tenant_without_a_connection_fails_the_safety_check(app, world, factor
     preview = client.post(f"/admin/t/{lonely.id}/restore-runs/new/preview",
                           data={"csrf_token": token(client), "backup_set_id": backup_id, "scope": "all"})
     assert preview.status_code == 400
+
+
+def test_a_double_submitted_execute_restore_creates_one_restore(app, world, drain):
+    """The confirm step's idempotency token: the second submit (double click, refresh of
+    the POST after the first finished) lands on the first restore and creates nothing."""
+    _, _, tenant_a, _, _, backups = world
+    client = signed_in(app, "manager@example.test")
+    data = {**confirm_data(client, backups[tenant_a.id].id, tenant_name=tenant_a.name),
+            "idempotency_token": "one-rendered-confirm-form"}
+    first = client.post(f"/admin/t/{tenant_a.id}/restore-runs", data=data)
+    assert first.status_code == 302
+    drain()
+    runs_before = count(app, OperationRun)
+    again = client.post(f"/admin/t/{tenant_a.id}/restore-runs", data=data)
+    assert again.status_code == 302 and again.headers["Location"] == first.headers["Location"]
+    assert count(app, RestoreRun) == 1 and count(app, OperationRun) == runs_before

@@ -1,14 +1,18 @@
 """The "Open support diagnostics" action (SPEC 5), on the tenant dashboard and on the
 tenant-plane operation-run viewer.
 
-Only the POST builds a bundle and records anything: one audit event
-``support_diagnostics.opened`` and one telemetry event ``product.support_diagnostics.opened``.
-The bundle page is that POST's response and is never stored; a GET of the action's URL
-(a reload, a bookmark) records nothing and goes back to the page it came from.
+Post/Redirect/Get: only the POST records anything (one audit event
+``support_diagnostics.opened``, one telemetry event ``product.support_diagnostics.opened``)
+and redirects to the opening's page, ``…/support-diagnostics/<opening id>``. That GET builds
+the bundle fresh from the live data (it is never stored) and records nothing, so a
+refresh, a back button or a bookmark never counts a second opening. An opening's page is
+its opener's only, for an hour; after that (or for anyone else) it goes back to where the
+action lives.
 """
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -16,8 +20,9 @@ from flask_login import current_user
 from tenantpilot import audit, telemetry
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
+from tenantpilot.models import AuditLog, OperationRun
 from tenantpilot.planes import tenant_required
+from tenantpilot.timeutil import utcnow
 from tenantpilot.web.forms import EmptyForm
 
 from . import bundle as bundles
@@ -27,14 +32,10 @@ log = logging.getLogger("tenantpilot.support_diagnostics")
 CAPABILITY = "support.diagnostics"
 AUDIT_ACTION = "support_diagnostics.opened"
 EVENT = "product.support_diagnostics.opened"
+OPENING_LIFETIME = timedelta(hours=1)
 
 
-@bp.route("/t/<int:tenant_id>/support-diagnostics", methods=["GET", "POST"])
-@bp.route("/t/<int:tenant_id>/runs/<int:run_id>/support-diagnostics", methods=["GET", "POST"])
-@tenant_required(CAPABILITY)
-def open_diagnostics(tenant_id: int, run_id: int | None = None):
-    """POST: build, show and record a diagnostic bundle. 404 for non-members and for a
-    run of another tenant, 403 for members without ``support.diagnostics``."""
+def _run_and_back(tenant_id: int, run_id: int | None):
     run = None
     if run_id is not None:
         run = db.session.get(OperationRun, run_id)
@@ -42,6 +43,16 @@ def open_diagnostics(tenant_id: int, run_id: int | None = None):
             abort(404)
     back = (url_for("admin.tenant_run", tenant_id=tenant_id, run_id=run.id) if run
             else url_for("admin.tenant_home", tenant_id=tenant_id))
+    return run, back
+
+
+@bp.route("/t/<int:tenant_id>/support-diagnostics", methods=["GET", "POST"])
+@bp.route("/t/<int:tenant_id>/runs/<int:run_id>/support-diagnostics", methods=["GET", "POST"])
+@tenant_required(CAPABILITY)
+def open_diagnostics(tenant_id: int, run_id: int | None = None):
+    """POST: record one opening and redirect to its page. 404 for non-members and for a
+    run of another tenant, 403 for members without ``support.diagnostics``."""
+    run, back = _run_and_back(tenant_id, run_id)
     if request.method == "GET":
         return redirect(back)
     if not EmptyForm().validate_on_submit():
@@ -54,11 +65,11 @@ def open_diagnostics(tenant_id: int, run_id: int | None = None):
     if run:
         metadata["operation_run_id"] = run.id
     # No target label and a name-free summary: the tenant's name stays out of the row.
-    audit.record(AUDIT_ACTION, actor=Actor.human(current_user), workspace_id=tenant.workspace_id,
-                 tenant_id=tenant.id, target=("tenant", tenant.id, None),
-                 summary=f"Support diagnostics opened from operation run #{run.id}" if run
-                 else "Support diagnostics opened from the tenant dashboard",
-                 metadata=metadata)
+    event = audit.record(AUDIT_ACTION, actor=Actor.human(current_user), workspace_id=tenant.workspace_id,
+                         tenant_id=tenant.id, target=("tenant", tenant.id, None),
+                         summary=f"Support diagnostics opened from operation run #{run.id}" if run
+                         else "Support diagnostics opened from the tenant dashboard",
+                         metadata=metadata)
     try:  # record() never raises by contract; this guard keeps a broken recorder from costing the page
         telemetry.record(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=current_user.id,
                          subject_type="operation_run" if run else None, subject_id=str(run.id) if run else None,
@@ -66,9 +77,29 @@ def open_diagnostics(tenant_id: int, run_id: int | None = None):
     except Exception:
         log.exception("support diagnostics: telemetry recording raised")
         db.session.rollback()
+    if event is None:  # the audit row was spooled: no opening id to redirect to; show it once
+        return _render(tenant, run, data, surface, back)
+    return redirect(url_for("support_admin.view_opening", tenant_id=tenant.id, opening_id=event.id))
 
+
+@bp.get("/t/<int:tenant_id>/support-diagnostics/<int:opening_id>")
+@tenant_required(CAPABILITY)
+def view_opening(tenant_id: int, opening_id: int):
+    """The bundle of one recorded opening, rebuilt from live data; records nothing."""
+    event = db.session.get(AuditLog, opening_id)
+    if (event is None or event.action != AUDIT_ACTION or event.tenant_id != tenant_id
+            or event.actor_type != "human" or event.actor_id != current_user.id):
+        abort(404)
+    run, back = _run_and_back(tenant_id, (event.meta or {}).get("operation_run_id"))
+    if utcnow() - event.recorded_at > OPENING_LIFETIME:
+        return redirect(back)
+    surface = (event.meta or {}).get("source_surface", "tenant_dashboard")
+    return _render(g.tenant, run, bundles.build(g.tenant), surface, back)
+
+
+def _render(tenant, run, data, surface, back):
     response = render_template("tenantpilot_support/bundle.html", tenant=tenant, membership=g.membership,
                                run=run, bundle=data, bundle_json=bundles.as_json(data), surface=surface,
                                back_url=back)
-    # A diagnostics page is a one-off answer to a POST: keep it out of every cache.
+    # A diagnostics page holds live tenant data: keep it out of every cache.
     return response, 200, {"Cache-Control": "no-store"}

@@ -1,0 +1,24 @@
+/* Page behaviour that used to live in inline handlers, which the strict CSP
+   (tenantpilot/web/headers.py) blocks. Delegated from document, so it also covers content
+   htmx swaps in later. Loaded with defer after htmx. */
+(function () {
+  "use strict";
+
+  // <select data-autosubmit>: submit its form on change (the workspace switcher).
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el instanceof Element && el.matches("[data-autosubmit]") && el.form) {
+      el.form.requestSubmit();
+    }
+  });
+
+  // Inside [data-swap-422]: a 422 (form with field errors) is swapped in like a 200, so the
+  // errors show next to the fields instead of htmx dropping the response.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var el = event.target;
+    if (event.detail.xhr.status === 422 && el instanceof Element && el.closest("[data-swap-422]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+})();
