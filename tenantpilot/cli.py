@@ -84,17 +84,11 @@ def _person(email: str, platform: bool):
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def set_password(email, platform, password):
     """Set a password; every session of that person ends at once."""
-    from . import sessions
-
     if len(password) < 10:
         raise click.BadParameter("must be at least 10 characters", param_hint="--password")
     user = _person(email, platform)
     user.set_password(password)
-    db.session.commit()
-    ended = sessions.end_all("system" if platform else "admin", user.id)
-    audit.record(f"{'platform' if platform else 'tenant'}.password.changed", actor=Actor.system("CLI"),
-                 target=(f"{'platform' if platform else 'human'}_user", user.id, None),
-                 summary="Password set from the CLI", metadata={"sessions_ended": ended})
+    ended = _commit_and_end_sessions(user, platform, "password.changed", "Password set from the CLI")
     click.echo(f"Password set for {user.email}; {ended} session(s) ended.")
 
 
@@ -103,16 +97,22 @@ def set_password(email, platform, password):
 @click.option("--platform", is_flag=True, help="A /system user (default: a tenant-plane user).")
 def deactivate(email, platform):
     """Deactivate a person: they cannot sign in, and their sessions end at once."""
-    from . import sessions
-
     user = _person(email, platform)
     user.is_active = False
+    ended = _commit_and_end_sessions(user, platform, "user.deactivated", "Deactivated from the CLI")
+    click.echo(f"Deactivated {user.email}; {ended} session(s) ended.")
+
+
+def _commit_and_end_sessions(user, platform: bool, action: str, summary: str) -> int:
+    """Commit the change to the person, end every session of theirs, audit both."""
+    from . import sessions
+
     db.session.commit()
     ended = sessions.end_all("system" if platform else "admin", user.id)
-    audit.record(f"{'platform' if platform else 'tenant'}.user.deactivated", actor=Actor.system("CLI"),
+    audit.record(f"{'platform' if platform else 'tenant'}.{action}", actor=Actor.system("CLI"),
                  target=(f"{'platform' if platform else 'human'}_user", user.id, None),
-                 summary="Deactivated from the CLI", metadata={"sessions_ended": ended})
-    click.echo(f"Deactivated {user.email}; {ended} session(s) ended.")
+                 summary=summary, metadata={"sessions_ended": ended})
+    return ended
 
 
 demo_cli = AppGroup("demo", help="Demo data.")

@@ -101,11 +101,7 @@ def _replay_file(kind: str, handler) -> int:
         lines = [line for line in fh.read().splitlines() if line.strip()]
         handled = 0
         try:
-            for line in lines:
-                handler(json.loads(line))
-                handled += 1
-        except Exception:
-            log.exception("replay of a spooled %s record failed; it stays spooled", kind)
+            handled = _feed(kind, lines, handler)
         finally:
             fh.seek(0)
             fh.truncate()
@@ -130,15 +126,22 @@ def _replay_redis(kind: str, handler) -> int:
     handled = 0
     for key in batches:
         items = r.lrange(key, 0, -1)
-        done = 0
-        try:
-            for raw in items:
-                handler(json.loads(raw))
-                done += 1
-        except Exception:
-            log.exception("replay of a spooled %s record failed; it stays spooled", kind)
+        done = _feed(kind, items, handler)
+        if done < len(items):
             r.ltrim(key, done, -1)  # the rest waits, in order, for the next replay
             return handled + done
         r.delete(key)
         handled += done
     return handled
+
+
+def _feed(kind: str, records, handler) -> int:
+    """Hand the records to ``handler`` in order until one fails; returns how many were handled."""
+    done = 0
+    try:
+        for raw in records:
+            handler(json.loads(raw))
+            done += 1
+    except Exception:
+        log.exception("replay of a spooled %s record failed; it stays spooled", kind)
+    return done
