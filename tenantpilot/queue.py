@@ -115,27 +115,47 @@ class AppWorker(SimpleWorker):
 
     flask_app = None
     heartbeat_seconds = 10
+    _beating = None  # (job, execution) while a job runs
+    _beater = None
+
+    def work(self, *args, **kwargs):
+        self._beater_stop = threading.Event()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            self._beater_stop.set()
+
+    def _ensure_beater(self) -> None:
+        """One heartbeat thread per worker (not per job: a batch of one tenant per job
+        must not pay a thread start)."""
+        if self._beater is not None and self._beater.is_alive():
+            return
+        stop = getattr(self, "_beater_stop", None) or threading.Event()
+        self._beater_stop = stop
+
+        def beat():
+            while not stop.wait(self.heartbeat_seconds):
+                current = self._beating
+                if current is not None:
+                    try:
+                        self.maintain_heartbeats(*current)
+                    except Exception:
+                        log.warning("worker heartbeat failed", exc_info=True)
+
+        self._beater = threading.Thread(target=beat, name=f"{self.name}-heartbeat", daemon=True)
+        self._beater.start()
 
     def perform_job(self, job, queue, execution) -> bool:
         from .extensions import db
 
-        stop = threading.Event()
-
-        def beat():
-            while not stop.wait(self.heartbeat_seconds):
-                try:
-                    self.maintain_heartbeats(job, execution)
-                except Exception:
-                    log.warning("worker heartbeat failed", exc_info=True)
-
-        beater = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
-        beater.start()
+        self._ensure_beater()
+        self._beating = (job, execution)
         with self.flask_app.app_context():
             started = time.perf_counter()
             try:
                 return super().perform_job(job, queue, execution)
             finally:
-                stop.set()
+                self._beating = None
                 db.session.remove()
                 log.info("job finished", extra={"job_id": job.id, "run_id": (job.meta or {}).get("run_id"),
                                                  "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
