@@ -193,7 +193,9 @@ def _blueprints(app: Flask, pm) -> None:
         plane = current_plane() or "admin"
         if request.headers.get("HX-Request"):
             return "Signed out", 401, {"HX-Redirect": url_for(f"{plane}.login")}
-        return redirect(url_for(f"{plane}.login", next=request.full_path if request.method == "GET" else None))
+        # full_path always ends in "?" when there is no query string: drop it.
+        next_url = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for(f"{plane}.login", next=next_url))
 
 
 def _rate_limits(app: Flask) -> None:

@@ -140,12 +140,13 @@ def start(
 
 
 def _record_started(op, scope: Scope, actor: Actor, run: OperationRun) -> None:
-    """Telemetry source: a person started a tenant-bound run that did not exist yet
-    (dedup hits, refusals and system-initiated runs never get here or are skipped)."""
-    if actor.kind not in ("human", "platform") or scope.kind != "single_tenant":
+    """Telemetry source: a tenant user started a tenant-bound run that did not exist yet.
+    Product usage counts customers only (SPEC 6): platform staff, system-initiated runs,
+    dedup hits and refusals record nothing."""
+    if actor.kind != "human" or scope.kind != "single_tenant":
         return
     telemetry.record("product.operations.started", workspace_id=scope.workspace_id, tenant_id=scope.tenant_id,
-                     user_id=actor.id if actor.kind == "human" else None, subject_type="operation_run",
+                     user_id=actor.id, subject_type="operation_run",
                      subject_id=str(run.id), metadata={"operation_type": op.key})
 
 

@@ -113,18 +113,33 @@ def preflight(key: str):
 @bp.get("/tenant-options")
 @platform_required("platform.runbooks.view")
 def tenant_options():
-    """The tenant picker's search (htmx): active, non-platform tenants only."""
-    return render_template("system/_tenant_options.html", tenants=search_tenants(request.args.get("q", "")),
+    """The tenant picker's search (htmx): active, non-platform tenants only. The picker's
+    input is ``tenant_query`` (``q`` is accepted too, for links)."""
+    query = request.args.get("tenant_query", request.args.get("q", ""))
+    tenants, total = search_tenants(query), count_tenants(query)
+    return render_template("system/_tenant_options.html", tenants=tenants, total=total,
                            selected=inputs.arg_int("tenant_id"))
 
 
-def search_tenants(query: str, limit: int = 20):
+PICKER_LIMIT = 20
+
+
+def _tenant_search(query: str):
     q = select(Tenant).where(Tenant.status == "active", Tenant.is_platform.is_(False))
     query = (query or "").strip()
     if query:
-        like = f"%{query.lower()}%"
-        q = q.where(or_(func.lower(Tenant.name).like(like), func.lower(Tenant.external_id).like(like)))
-    return db.session.scalars(q.order_by(Tenant.name).limit(limit)).all()
+        like = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        q = q.where(or_(func.lower(Tenant.name).like(like, escape="\\"),
+                        func.lower(Tenant.external_id).like(like, escape="\\")))
+    return q
+
+
+def search_tenants(query: str, limit: int = PICKER_LIMIT):
+    return db.session.scalars(_tenant_search(query).order_by(Tenant.name).limit(limit)).all()
+
+
+def count_tenants(query: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(_tenant_search(query).subquery()))
 
 
 def _preflight_form(runbook) -> PreflightForm:
@@ -136,8 +151,9 @@ def _preflight_form(runbook) -> PreflightForm:
     form.workspace_id.choices = [(0, "Choose a workspace…")] + [
         (ws.id, ws.name) for ws in db.session.scalars(select(Workspace).order_by(Workspace.name))]
     query = form.tenant_query.data or ""
-    form.tenant_matches = (search_tenants(query) if form.kind.data == "single_tenant"
-                           and not inputs.has_control_chars(query) else [])
+    picking = form.kind.data == "single_tenant" and not inputs.has_control_chars(query)
+    form.tenant_matches = search_tenants(query) if picking else []
+    form.tenant_total = count_tenants(query) if picking else 0
     return form
 
 

@@ -85,15 +85,23 @@ def console():
         top_types=dashboard.top_failing_types(since), top_tenants=dashboard.top_failing_tenants(since),
         failures=dashboard.recent_failures(since), health=dashboard.health(app, now),
         recent=db.session.execute(select(OperationRun).order_by(OperationRun.id.desc()).limit(10)).scalars().all(),
-        widgets=widgets, form=BreakGlassForm(), empty_form=EmptyForm(), duration=dashboard.duration,
+        widgets=widgets, form=break_glass_form_with_default(), empty_form=EmptyForm(), duration=dashboard.duration,
     )
     return page, 400 if window_error else 200
+
+
+def break_glass_form_with_default() -> BreakGlassForm:
+    """The break-glass form, its duration defaulting to TENANTPILOT_BREAK_GLASS_MINUTES."""
+    form = BreakGlassForm()
+    if not form.is_submitted() or form.minutes.raw_data in (None, [], [""]):
+        form.minutes.data = current_app.config["TENANTPILOT_BREAK_GLASS_MINUTES"]
+    return form
 
 
 @bp.post("/break-glass/start")
 @platform_required()
 def break_glass_start():
-    form = BreakGlassForm()
+    form = break_glass_form_with_default()
     if current_break_glass() is not None:
         flash("A break-glass session is already active.", "info")
         return redirect(url_for("system.console"))
@@ -101,13 +109,13 @@ def break_glass_start():
         return render_template("system/break_glass.html", form=form), 422
     now = utcnow()
     session = BreakGlassSession(platform_user_id=current_user.id, reason=form.reason.data.strip(), started_at=now,
-                                expires_at=now + timedelta(minutes=form.minutes.data or 30))
+                                expires_at=now + timedelta(minutes=form.minutes.data))
     db.session.add(session)
     db.session.flush()
     audit.record("platform.break_glass.started", actor=Actor.platform(current_user, break_glass=True),
                  target=("break_glass_session", session.id, None),
                  summary="Break-glass session started",
-                 metadata={"reason": session.reason, "minutes": form.minutes.data or 30,
+                 metadata={"reason": session.reason, "minutes": form.minutes.data,
                            "expires_at": session.expires_at.isoformat()})
     flash(f"Break-glass active until {session.expires_at:%H:%M} UTC. Operational controls still apply.", "warning")
     return redirect(url_for("system.console"))
@@ -116,7 +124,7 @@ def break_glass_start():
 @bp.get("/break-glass")
 @platform_required()
 def break_glass_form():
-    return render_template("system/break_glass.html", form=BreakGlassForm())
+    return render_template("system/break_glass.html", form=break_glass_form_with_default())
 
 
 @bp.post("/break-glass/stop")

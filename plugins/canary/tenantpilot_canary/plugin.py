@@ -34,6 +34,5 @@ def tenantpilot_register_runbooks(app):
         confirmation_word="CANARY",
         execute_tenant=execute_tenant,
         preflight=preflight,
-        reason_required_scopes=(),
         templates={"preflight_detail": "tenantpilot_canary/card_detail.html"},
     )

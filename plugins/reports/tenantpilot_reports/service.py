@@ -259,10 +259,10 @@ def execute_report(job: TenantJob) -> dict:
 
 def _record_created(job: TenantJob, spec: ReportType, report_id: int) -> None:
     initiator = job.context.get("initiator") or {}
-    if initiator.get("type") not in ("human", "platform") or initiator.get("id") is None:
-        return  # system-initiated runs record nothing
+    if initiator.get("type") != "human" or initiator.get("id") is None:
+        return  # product usage is the customers': system and platform-staff runs record nothing
     telemetry.record(EVENT, workspace_id=job.workspace_id, tenant_id=job.tenant_id,
-                     user_id=initiator["id"] if initiator["type"] == "human" else None,
+                     user_id=initiator["id"],
                      subject_type="stored_report", subject_id=str(report_id),
                      metadata={"report_type": spec.key})
 

@@ -1,0 +1,136 @@
+"""Issue 13's bugs of the operator's day: the tenant picker searches, reasons are required
+where SPEC 3 says, a cancelled run does not read 100%, the paused message once, clean
+login redirects, the configured break-glass duration, and platform staff not counted as
+product usage."""
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from tenantpilot import seam
+from tenantpilot.actors import Actor
+from tenantpilot.extensions import db
+from tenantpilot.models import BreakGlassSession, OperationalControlActivation, ProductUsageEvent, User
+from tenantpilot.runs import Scope
+from tenantpilot.testing import csrf_from, login
+from tests.helpers import audit_rows, count, platform_actor, run_row
+
+CANARY = "ops.pipeline_canary"
+BACKFILL = "findings.lifecycle.backfill"  # a runbook with a control key
+
+
+@pytest.fixture
+def ops(app, factory):
+    return factory.platform_user(email="ops@example.test")
+
+
+def signed_in(app, plane="system", email="ops@example.test", password="platform-pass-123"):
+    client = app.test_client()
+    assert login(client, plane, email, password).status_code == 302
+    return client
+
+
+def test_the_tenant_picker_searches_what_is_typed_among_500_tenants(app, factory, ops):
+    ws = factory.workspace()
+    factory.tenants(ws, 500)
+    client = signed_in(app)
+    broad = client.get("/system/ops/tenant-options?tenant_query=Bulk").get_data(as_text=True)
+    assert broad.count('name="tenant_id"') == 20
+    assert "Showing 20 of 500 matching tenants" in broad
+    found = client.get("/system/ops/tenant-options?tenant_query=bulk+tenant+437").get_data(as_text=True)
+    assert found.count('name="tenant_id"') == 1 and "Bulk tenant 437" in found
+    assert "Showing" not in found
+    nothing = client.get("/system/ops/tenant-options?tenant_query=%25").get_data(as_text=True)
+    assert "No matching active tenant." in nothing  # "%" is a character, not a wildcard
+
+
+def _confirm_page(client, key=CANARY):
+    page = client.get(f"/system/ops/runbooks/{key}/preflight").get_data(as_text=True)
+    r = client.post(f"/system/ops/runbooks/{key}/preflight",
+                    data={"kind": "all_tenants", "csrf_token": csrf_from(page)})
+    return r.headers["Location"], client.get(r.headers["Location"]).get_data(as_text=True)
+
+
+def _confirm_fields(body, **data):
+    return {"csrf_token": csrf_from(body),
+            "preflight": re.search(r'name="preflight" type="hidden" value="(\d+)"', body).group(1),
+            "idempotency_token": re.search(r'name="idempotency_token" value="([^"]+)"', body).group(1), **data}
+
+
+def test_the_canary_all_tenants_confirm_requires_a_reason(app, factory, ops):
+    factory.tenants(factory.workspace(), 3)
+    client = signed_in(app)
+    location, body = _confirm_page(client)
+    assert "(optional)" not in body and "(required for this scope)" in body
+    r = client.post(location.split("?")[0], data=_confirm_fields(body, confirmation="CANARY", reason_code="SUPPORT"))
+    assert r.status_code == 422 and "A reason (at least 5 characters) is required" in r.get_data(as_text=True)
+    assert audit_rows(app, "platform.ops.runbooks.start") == []
+
+
+def test_the_paused_message_appears_once_on_a_blocked_confirm(app, factory, ops):
+    factory.tenants(factory.workspace(), 2)
+    client = signed_in(app)
+    location, body = _confirm_page(client, BACKFILL)
+    with app.app_context():
+        db.session.add(OperationalControlActivation(control_key=BACKFILL, scope_type="global",
+                                                    reason_text="Queue maintenance window"))
+        db.session.commit()
+    r = client.post(location.split("?")[0], data=_confirm_fields(
+        body, confirmation="BACKFILL", reason_code="SUPPORT", reason_text="repair legacy findings"))
+    html = r.get_data(as_text=True)
+    assert r.status_code == 409
+    assert html.count("is currently paused. Queue maintenance window") == 1
+
+
+def test_a_cancelled_run_does_not_read_as_a_full_bar(app, factory, ops):
+    factory.tenants(factory.workspace(), 12)
+    with app.app_context():
+        run_id = seam.start(CANARY, scope=Scope("all_tenants"), actor=platform_actor(app, ops), source="cli",
+                            context={"reason_code": "SUPPORT", "reason_text": "cancel me"}).run.id
+    client = signed_in(app)
+    page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
+    client.post(f"/system/ops/runs/{run_id}/cancel", data={"csrf_token": csrf_from(page)})
+    assert run_row(app, run_id).outcome == "cancelled"
+    page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
+    assert 'data-percent="0"' in page and "0%</strong> — 0 of 12 tenants done" in page
+    assert "12 cancelled before they ran" in page
+
+
+@pytest.mark.parametrize("plane,path", [("admin", "/admin/"), ("system", "/system/"),
+                                        ("system", "/system/ops/runs")])
+def test_sign_in_redirects_carry_no_stray_question_mark(client, plane, path):
+    r = client.get(path)
+    assert r.status_code == 302
+    assert not r.headers["Location"].endswith("%3F") and "?%3F" not in r.headers["Location"]
+    assert r.headers["Location"].endswith("next=" + path)
+
+
+def test_break_glass_duration_defaults_to_the_configured_minutes(make_app):
+    app = make_app(TENANTPILOT_BREAK_GLASS_MINUTES=45)
+    from tenantpilot.testing import Factory
+
+    Factory(app).platform_user(email="ops@example.test")
+    client = signed_in(app)
+    page = client.get("/system/break-glass").get_data(as_text=True)
+    assert re.search(r'id="minutes"[^>]*value="45"', page)
+    r = client.post("/system/break-glass/start", data={"reason": "Incident INC-7 needs access", "minutes": "",
+                                                       "csrf_token": csrf_from(page)})
+    assert r.status_code == 302
+    with app.app_context():
+        session = db.session.scalar(select(BreakGlassSession))
+        assert round((session.expires_at - session.started_at).total_seconds() / 60) == 45
+
+
+def test_platform_staff_starts_are_not_product_usage(app, factory, ops):
+    ws = factory.workspace()
+    tenant = factory.tenant(ws)
+    member = factory.user(email="manager@example.test", memberships=[(ws, "manager")])
+    with app.app_context():
+        assert seam.start("findings.lifecycle.backfill", scope=Scope("single_tenant", tenant_id=tenant.id),
+                          actor=platform_actor(app, ops), source="system_ui").status == "started"
+        assert db.session.scalar(select(func.count()).select_from(ProductUsageEvent)) == 0
+        human = Actor.human(db.session.get(User, member.id))
+        assert seam.start(CANARY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=human,
+                          source="tenant_ui").status in ("started", "forbidden")
+    # Whatever the canary allows a tenant user, the platform start above recorded nothing.
+    assert count(app, ProductUsageEvent, ProductUsageEvent.user_id.is_(None)) == 0
