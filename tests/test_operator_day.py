@@ -134,3 +134,25 @@ def test_platform_staff_starts_are_not_product_usage(app, factory, ops):
                           source="tenant_ui").status in ("started", "forbidden")
     # Whatever the canary allows a tenant user, the platform start above recorded nothing.
     assert count(app, ProductUsageEvent, ProductUsageEvent.user_id.is_(None)) == 0
+
+
+def test_retry_failed_is_not_offered_for_a_tenant_plane_run(app, factory, ops):
+    from tenantpilot.models import OperationRun, OperationRunTenant
+
+    ws = factory.workspace()
+    tenant = factory.tenant(ws)
+    with app.app_context():  # a finished tenant-plane run (not a runbook) with a failed tenant
+        run = OperationRun(type="restore.execute", status="completed", outcome="failed", workspace_id=ws.id,
+                           tenant_id=tenant.id, run_identity_hash="x" * 64, tenants_total=1, tenants_done=1,
+                           tenants_failed=1, context={"scope": {"kind": "single_tenant", "tenant_id": tenant.id}})
+        db.session.add(run)
+        db.session.flush()
+        db.session.add(OperationRunTenant(run_id=run.id, tenant_id=tenant.id, status="failed", accounted=True))
+        db.session.commit()
+        run_id = run.id
+    client = signed_in(app)
+    page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
+    assert "failed tenant(s)</button>" not in page and "its members can run it again from there" in page
+    r = client.post(f"/system/ops/runs/{run_id}/retry-failed", data={"csrf_token": csrf_from(page)})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/system/ops/runs/{run_id}")
+    assert count(app, OperationRun) == 1

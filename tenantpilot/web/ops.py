@@ -395,6 +395,10 @@ def run_cancel(run_id: int):
 @platform_required("platform.ops.view")
 def run_retry_failed(run_id: int):
     run = _run_for_action(run_id)
+    if registry().runbooks.get(run.type) is None:
+        # Only runbooks start from the platform plane; the page does not offer this.
+        flash("This run was started in the tenant plane; its members can run it again from there.", "warning")
+        return redirect(url_for("ops.run_detail", run_id=run.id))
     failed = list(db.session.scalars(select(OperationRunTenant.tenant_id).where(
         OperationRunTenant.run_id == run.id, OperationRunTenant.status == "failed")))
     if run.status != "completed" or not failed:

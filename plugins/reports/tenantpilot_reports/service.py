@@ -284,6 +284,14 @@ def last_runs(tenant_id: int) -> dict[str, OperationRun | None]:
         .order_by(OperationRun.id.desc()).limit(1)).first() for key, spec in REPORT_TYPES.items()}
 
 
+def latest_reports(tenant_id: int) -> dict[str, StoredReport | None]:
+    """The newest stored report of each type (a report can exist without a run of its
+    own: demo data, or a run since pruned)."""
+    return {key: db.session.scalars(
+        select(StoredReport).where(StoredReport.tenant_id == tenant_id, StoredReport.report_type == key)
+        .order_by(StoredReport.id.desc()).limit(1)).first() for key in REPORT_TYPES}
+
+
 def store_demo_report(tenant_id: int, report_type: str) -> StoredReport | None:
     """Demo data (``flask demo seed``): build and add one report without a run, and no
     telemetry (the demo seeds this family's events itself). No commit."""

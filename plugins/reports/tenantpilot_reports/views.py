@@ -37,6 +37,7 @@ def reports(tenant_id: int):
         "tenantpilot_reports/reports.html", tenant=g.tenant, membership=g.membership,
         reports=rows[:PAGE_SIZE], next_before=rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None,
         before=before, types=service.REPORT_TYPES, runs=runs, headline=service.headline,
+        latest=service.latest_reports(tenant_id),
         active=any(r is not None and r.is_active for r in runs.values()),
         connection=providers.connection_for(tenant_id),
         can_generate=service.CAPABILITY in g.membership.capabilities and g.tenant.status == "active")

@@ -129,3 +129,23 @@ def test_the_list_polls_while_a_run_is_active(app, world):
     generate(client, tenant_a, ROLES)  # queued, not drained
     html = client.get(f"/admin/t/{tenant_a.id}/reports").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in html and 'data-run-status="queued"' in html
+
+
+def test_a_card_with_reports_but_no_run_shows_the_latest_report(app, factory):
+    """Demo data stores reports without runs: the card must not say "Never generated."."""
+    from tenantpilot.extensions import db
+    from tenantpilot_reports import service
+
+    ws = factory.workspace()
+    tenant = factory.tenant(ws, name="Demo Tenant")
+    connect(app, tenant)
+    factory.user(email="operator@example.test", memberships=[(ws, "operator")])
+    with app.app_context():
+        report = service.store_demo_report(tenant.id, POSTURE)
+        db.session.commit()
+        report_id = report.id
+    html = signed_in(app, "operator@example.test").get(f"/admin/t/{tenant.id}/reports").get_data(as_text=True)
+    card = re.search(rf'data-report-type="{POSTURE}".*?</article>', html, re.S).group(0)
+    assert "Never generated." not in card and f"#{report_id}</a>" in card
+    roles_card = re.search(rf'data-report-type="{ROLES}".*?</article>', html, re.S).group(0)
+    assert "Never generated." in roles_card
