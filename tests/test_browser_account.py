@@ -44,3 +44,16 @@ def test_account_page_password_change_and_sign_out_everywhere(app, tmp_path):
         assert "/admin/login" in page.url
         # Chromium logs the 422 of the rejected short password as a console error; nothing else.
         assert [e for e in errors if "status of 422" not in e] == [] and len(errors) == 1
+
+
+def test_the_top_navigation_fits_a_390px_wide_screen(app, tmp_path):
+    assert app.test_cli_runner().invoke(args=["demo", "seed"]).exit_code == 0
+    with live_server(app) as base, chromium(tmp_path) as browser:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        sign_in(page, base, "system", "ops@demo.test", "demo-ops-pass")
+        page.wait_for_selector("text=Control tower")
+        overflow = page.evaluate("""() => [...document.querySelectorAll('.topbar a, .topbar button')]
+            .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1).map(el => el.textContent.trim())""")
+        assert overflow == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        screenshot(page, "topbar-390px")
