@@ -70,25 +70,30 @@ def test_300_tenants_two_worker_processes_exact_counts_and_one_completion(app, f
     assert count(app, Notification, Notification.run_id == run_id, Notification.kind == "operations.run.completed") == 1  # completed exactly once
 
 
+def start_and_kill_the_slow_worker(app, tmp_path, slow_seconds: int):
+    """Start an all-tenants run with two worker processes; SIGKILL the one running the
+    slow tenant, let the other finish. Returns (run id, time of the kill)."""
+    pid_file = tmp_path / "slow.pid"
+    with app.app_context():
+        run_id = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
+    env = {"FANOUT_PID_FILE": str(pid_file), "FANOUT_SLOW_SECONDS": str(slow_seconds)}
+    victim, survivor = spawn_worker(app, env), spawn_worker(app, env)
+    wait_for(pid_file.exists, timeout=60)
+    pid = int(pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.time()
+    killed, other = (victim, survivor) if victim.pid == pid else (survivor, victim)
+    killed.wait(timeout=10)
+    other.wait(timeout=180)
+    return run_id, killed_at
+
+
 def test_worker_killed_mid_job_fails_that_tenant_and_the_run_still_completes(app, factory, drain, tmp_path):
     ws = factory.workspace()
     factory.tenants(ws, 35)
     slow = factory.tenant(ws, name="slow-tenant")
     factory.tenants(factory.workspace(), 14)
-    pid_file = tmp_path / "slow.pid"
-    with app.app_context():
-        run_id = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
-    env = {"FANOUT_PID_FILE": str(pid_file), "FANOUT_SLOW_SECONDS": "120"}
-    victim, survivor = spawn_worker(app, env), spawn_worker(app, env)
-    deadline = time.time() + 60
-    while not pid_file.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert pid_file.exists(), "the slow tenant never started"
-    pid = int(pid_file.read_text())
-    os.kill(pid, signal.SIGKILL)
-    killed, other = (victim, survivor) if victim.pid == pid else (survivor, victim)
-    killed.wait(timeout=10)
-    other.wait(timeout=120)
+    run_id, _ = start_and_kill_the_slow_worker(app, tmp_path, slow_seconds=120)
     assert run_row(app, run_id).status == "running"  # the dead batch is still unaccounted
     # RQ declares the job abandoned once its registry entry expires (timeout + grace).
     deadline = time.time() + 40
@@ -186,18 +191,7 @@ def test_sigkill_of_a_worker_is_recovered_within_a_minute_by_heartbeat(make_app,
     f.tenants(ws, 230)
     slow = f.tenant(ws, name="slow-tenant")
     f.tenants(f.workspace(), 30)
-    pid_file = tmp_path / "slow.pid"
-    with app.app_context():
-        run_id = seam.start("tests.fanout", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
-    env = {"FANOUT_PID_FILE": str(pid_file), "FANOUT_SLOW_SECONDS": "900"}
-    victim, survivor = spawn_worker(app, env), spawn_worker(app, env)
-    wait_for(pid_file.exists, timeout=60)
-    pid = int(pid_file.read_text())
-    os.kill(pid, signal.SIGKILL)
-    killed_at = time.time()
-    killed, other = (victim, survivor) if victim.pid == pid else (survivor, victim)
-    killed.wait(timeout=10)
-    other.wait(timeout=180)
+    run_id, killed_at = start_and_kill_the_slow_worker(app, tmp_path, slow_seconds=900)
     # The scheduler's reaper, as often as it runs (every 15 s); here every second.
     while run_row(app, run_id).tenants_failed == 0:
         assert time.time() - killed_at < 60, "the dead worker's batch was not recovered within 60 s"
