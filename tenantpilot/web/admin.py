@@ -10,6 +10,7 @@ from ..actors import Actor
 from ..extensions import db
 from ..models import Membership, OperationRun, Tenant, User, Workspace
 from ..planes import tenant_required
+from . import notifications as notifications_ui
 from .auth import account_view, login_view, logout_view, sign_out_everywhere_view
 from . import inputs
 from .forms import EmptyForm
@@ -20,6 +21,30 @@ bp = Blueprint("admin", __name__)
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     return login_view("admin", User, "admin.index")
+
+
+@bp.get("/notifications")
+@login_required
+def notifications():
+    return notifications_ui.list_view("admin")
+
+
+@bp.get("/notifications/bell")
+@login_required
+def bell():
+    return notifications_ui.bell_view("admin")
+
+
+@bp.post("/notifications/<int:notification_id>/open")
+@login_required
+def notification_open(notification_id: int):
+    return notifications_ui.open_view("admin", notification_id)
+
+
+@bp.post("/notifications/read-all")
+@login_required
+def notifications_read_all():
+    return notifications_ui.read_all_view("admin")
 
 
 @bp.post("/logout")

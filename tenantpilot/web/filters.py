@@ -53,5 +53,9 @@ def register(app):
     from .. import idempotency
 
     app.jinja_env.globals["idempotency_field"] = idempotency.field
+    from . import notifications
+
+    app.jinja_env.globals["notifications_unread"] = notifications.unread_count
+    app.jinja_env.globals["notifications_poll_seconds"] = notifications.POLL_SECONDS
     app.jinja_env.globals["tenant_pages"] = tenant_pages
     app.jinja_env.globals["tenant_actions"] = tenant_actions

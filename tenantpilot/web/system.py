@@ -13,6 +13,7 @@ from ..extensions import db
 from ..models import AlertDelivery, BreakGlassSession, OperationRun, PlatformUser
 from ..planes import platform_required
 from ..timeutil import utcnow
+from . import notifications as notifications_ui
 from .auth import account_view, login_view, logout_view, sign_out_everywhere_view
 from . import inputs
 from .forms import BreakGlassForm, EmptyForm
@@ -50,6 +51,30 @@ def _inject():
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # rate-limited per app in app._rate_limits
     return login_view("system", PlatformUser, "system.console")
+
+
+@bp.get("/notifications")
+@platform_required()
+def notifications():
+    return notifications_ui.list_view("system")
+
+
+@bp.get("/notifications/bell")
+@platform_required()
+def bell():
+    return notifications_ui.bell_view("system")
+
+
+@bp.post("/notifications/<int:notification_id>/open")
+@platform_required()
+def notification_open(notification_id: int):
+    return notifications_ui.open_view("system", notification_id)
+
+
+@bp.post("/notifications/read-all")
+@platform_required()
+def notifications_read_all():
+    return notifications_ui.read_all_view("system")
 
 
 @bp.post("/logout")
