@@ -61,7 +61,8 @@ def test_the_list_shows_reports_newest_first_with_both_actions_and_last_runs(app
     assert "3 of 5 required permissions granted · 2 missing" in html
     assert "2 role assignments across 1 role" in html
     assert html.count('data-run-result="stored"') == 2
-    assert "hx-trigger" not in html  # nothing running: no polling
+    # Nothing running: the reports section does not poll (the top bar's bell polls on every page).
+    assert not re.search(r'id="reports-live"\s+hx-get', html) and 'hx-trigger="every 2s"' not in html
 
 
 def test_readonly_members_see_the_reports_but_no_actions(app, world):
