@@ -186,7 +186,6 @@ def _blueprints(app: Flask, pm) -> None:
         for blueprints in pm.hook.tenantpilot_register_blueprints(app=app, plane=plane):
             for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
                 app.register_blueprint(bp, url_prefix=prefix + (bp.url_prefix or ""))
-    headers.relax_for_blueprint(app, rqdash.BLUEPRINT)
 
     @login_manager.unauthorized_handler
     def unauthorized():

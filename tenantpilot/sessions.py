@@ -26,17 +26,14 @@ from .models import AuthSession
 from .timeutil import utcnow
 
 SEEN_RESOLUTION = timedelta(seconds=60)
-DEFAULTS = {  # plane: (idle minutes, absolute hours)
-    "admin": (12 * 60, 7 * 24),
-    "system": (60, 12),
-}
+PLANES = ("admin", "system")
 
 
 def lifetimes(plane: str) -> tuple[timedelta, timedelta]:
-    idle, absolute = DEFAULTS[plane]
+    """(idle, absolute) of a plane's sessions; the defaults live in config.py."""
     cfg = current_app.config
-    return (timedelta(minutes=cfg.get(f"TENANTPILOT_{plane.upper()}_SESSION_IDLE_MINUTES") or idle),
-            timedelta(hours=cfg.get(f"TENANTPILOT_{plane.upper()}_SESSION_MAX_HOURS") or absolute))
+    return (timedelta(minutes=cfg[f"TENANTPILOT_{plane.upper()}_SESSION_IDLE_MINUTES"]),
+            timedelta(hours=cfg[f"TENANTPILOT_{plane.upper()}_SESSION_MAX_HOURS"]))
 
 
 def _digest(token: str) -> str:
@@ -117,8 +114,8 @@ def prune() -> int:
     """Scheduled: delete sessions that can no longer be used (revoked, idle or past the
     absolute lifetime of the longest-lived plane)."""
     now = utcnow()
-    oldest = now - max(lifetimes(p)[1] for p in DEFAULTS)
-    stale = now - max(lifetimes(p)[0] for p in DEFAULTS)
+    oldest = now - max(lifetimes(p)[1] for p in PLANES)
+    stale = now - max(lifetimes(p)[0] for p in PLANES)
     count = db.session.execute(delete(AuthSession).where(or_(
         AuthSession.created_at < oldest, AuthSession.last_seen_at < stale,
         AuthSession.revoked_at < now - timedelta(hours=1)))).rowcount

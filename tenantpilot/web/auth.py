@@ -90,7 +90,7 @@ def account_view(plane: str, actor_for):
         if not current_user.check_password(form.current_password.data):
             form.current_password.errors.append("This is not your current password.")
         else:
-            user = db.session.get(type(current_user._get_current_object()), current_user.id)
+            user = current_user._get_current_object()
             user.set_password(form.new_password.data)
             db.session.commit()
             ended = sessions.end_all(plane, user.id)

@@ -8,11 +8,10 @@ handlers, no ``eval``, no inline ``style=""`` attributes; nothing may frame a pa
 rq-dashboard is the one exception, confined to its own URLs: its templates use
 ``style=""`` attributes and its underscore templates compile with ``new Function``, so its
 views get ``'unsafe-eval'`` for scripts and ``'unsafe-inline'`` for styles. It is
-operator-only and renders no user-supplied markup.
+operator-only and renders no user-supplied markup. Its views carry the policy themselves
+(tenantpilot.web.rqdash wraps them).
 """
 from __future__ import annotations
-
-from functools import wraps
 
 from flask_talisman import Talisman
 
@@ -49,22 +48,3 @@ def init_app(app) -> Talisman:
         x_xss_protection=False,  # obsolete; CSP does the job
     )
     return talisman
-
-
-def relax_for_blueprint(app, blueprint: str) -> None:
-    """Give every view of ``blueprint`` the rq-dashboard policy. The views are wrapped per
-    app (Talisman reads ``talisman_view_options`` off the view function), so the third
-    party's own functions are never modified."""
-    for endpoint, view in list(app.view_functions.items()):
-        if endpoint.startswith(blueprint + "."):
-            app.view_functions[endpoint] = _with_policy(view, RQ_DASHBOARD_POLICY)
-
-
-def _with_policy(view, policy):
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        return view(*args, **kwargs)
-
-    wrapped.talisman_view_options = {"content_security_policy": policy,
-                                     "content_security_policy_nonce_in": ["script-src"]}
-    return wrapped

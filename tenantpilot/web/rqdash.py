@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
+from .headers import RQ_DASHBOARD_POLICY
 from .inputs import parse_int
 
 from ..extensions import csrf, login_manager
@@ -53,7 +54,7 @@ def mount(app) -> None:
     app.register_blueprint(rqd.blueprint, url_prefix=URL_PREFIX)
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith(BLUEPRINT + "."):
-            app.view_functions[endpoint] = _answer_rq_errors(view)
+            app.view_functions[endpoint] = _wrapped(view)
     app.before_request_funcs[BLUEPRINT] = [
         f for f in app.before_request_funcs.get(BLUEPRINT, []) if f is not rqd.push_rq_connection
     ] + [_single_instance]
@@ -90,9 +91,11 @@ def _guard():
     return None
 
 
-def _answer_rq_errors(view):
-    """rq-dashboard turns an operation that does not apply (requeue a job that has not
-    failed, compact a queue that does not exist) into a 500; answer 409/404 instead."""
+def _wrapped(view):
+    """Per app, never modifying rq-dashboard's own functions: its views get their CSP
+    (read by Talisman off the view function), and an operation that does not apply
+    (requeue a job that has not failed, compact a queue that does not exist), which
+    rq-dashboard turns into a 500, answers 409/404 instead."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -103,6 +106,8 @@ def _answer_rq_errors(view):
         except (NoSuchJobError, ResponseError):
             abort(404)
 
+    wrapped.talisman_view_options = {"content_security_policy": RQ_DASHBOARD_POLICY,
+                                     "content_security_policy_nonce_in": ["script-src"]}
     return wrapped
 
 
