@@ -155,8 +155,9 @@ def _templates(app: Flask, pm) -> None:
         # Last: template folders of mounted third-party blueprints (rq-dashboard).
         + [app.create_global_jinja_loader()]
     )
-    from .web import filters
+    from .web import filters, locale
 
+    locale.init_app(app)
     filters.register(app)
 
 
