@@ -11,6 +11,9 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # dotted, lower-case
 SCOPES = ("all_tenants", "workspace", "single_tenant")
+# A tenant is created "onboarding" (a draft, in no fleet run), becomes "active" when
+# activated, and "archived" when retired.
+TENANT_STATUSES = ("active", "onboarding", "archived")
 CONTROL_SCOPES = ("global", "workspace")
 SOURCES = ("system_ui", "tenant_ui", "cli", "deploy_hook", "api")
 # Summary-count vocabulary of SPEC 2; an operation type may add its own keys.
@@ -74,9 +77,15 @@ class OperationType:
     # A summary key counting failed items inside tenants that finished (e.g. restore
     # items): when > 0 the run ends partially_succeeded rather than succeeded.
     partial_failure_key: str | None = None
+    # Tenant statuses a single-tenant run may target. Fleet and workspace runs always
+    # take active tenants only (SPEC 3); onboarding's verification runs on its draft tenant.
+    tenant_statuses: tuple[str, ...] = ("active",)
 
     def __post_init__(self):
         _require_key("operation type", self.key)
+        bad_status = set(self.tenant_statuses) - set(TENANT_STATUSES)
+        if bad_status or "archived" in self.tenant_statuses or not self.tenant_statuses:
+            raise DefinitionError(f"operation type {self.key!r}: tenant_statuses must be among active, onboarding")
         if self.partial_failure_key and self.partial_failure_key not in self.summary_keys:
             raise DefinitionError(f"operation type {self.key!r}: partial_failure_key must be one of its summary_keys")
         bad = set(self.scopes) - set(SCOPES)

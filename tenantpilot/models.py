@@ -33,7 +33,7 @@ class Tenant(db.Model):
     workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"), index=True)
     name: Mapped[str] = mapped_column(db.String(200))
     external_id: Mapped[str] = mapped_column(db.String(64), unique=True)  # Entra tenant GUID
-    status: Mapped[str] = mapped_column(db.String(20), default="active")  # active | archived
+    status: Mapped[str] = mapped_column(db.String(20), default="active")  # active | onboarding | archived
     # Our own platform tenant(s) never belong to the runbook universe.
     is_platform: Mapped[bool] = mapped_column(default=False)
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)

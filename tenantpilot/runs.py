@@ -49,9 +49,11 @@ def identity_hash(operation_type: str, scope: Scope, inputs: dict | None) -> str
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def tenant_universe(scope: Scope):
-    """Active, non-platform tenants in a scope, as (tenant_id, workspace_id) rows."""
-    q = select(Tenant.id, Tenant.workspace_id).where(Tenant.status == "active", Tenant.is_platform.is_(False))
+def tenant_universe(scope: Scope, single_tenant_statuses: tuple[str, ...] = ("active",)):
+    """Active, non-platform tenants in a scope, as (tenant_id, workspace_id) rows. A
+    single-tenant scope may also admit the statuses its operation type allows."""
+    statuses = single_tenant_statuses if scope.kind == "single_tenant" else ("active",)
+    q = select(Tenant.id, Tenant.workspace_id).where(Tenant.status.in_(statuses), Tenant.is_platform.is_(False))
     if scope.kind == "workspace":
         q = q.where(Tenant.workspace_id == scope.workspace_id)
     elif scope.kind == "single_tenant":

@@ -80,7 +80,8 @@ def start(
 
     # 1. Capability check (404 before 403: a non-member must not learn the tenant exists).
     tenant = db.session.get(Tenant, scope.tenant_id) if scope.tenant_id else None
-    if scope.kind == "single_tenant" and (tenant is None or tenant.status != "active" or tenant.is_platform):
+    if scope.kind == "single_tenant" and (tenant is None or tenant.status not in op.tenant_statuses
+                                         or tenant.is_platform):
         return StartResult("not_found", message="Tenant not found.", label=op.label)
     if tenant is not None and scope.workspace_id is None:
         scope = Scope(scope.kind, tenant.workspace_id, tenant.id)
@@ -98,7 +99,7 @@ def start(
         return StartResult("blocked", decision=decision, message=body, label=op.label, extra={"title": title})
 
     # 3 + 4. Scope lock and idempotent creation (both enforced by unique indexes).
-    universe = runs.tenant_universe(scope)
+    universe = runs.tenant_universe(scope, op.tenant_statuses)
     if tenant_ids is not None:
         wanted = set(tenant_ids)
         universe = [row for row in universe if row[0] in wanted]

@@ -237,6 +237,32 @@ def test_capability_checks_at_the_seam(app, factory):
     assert count(app, OperationRun) == 0
 
 
+def test_tenants_being_onboarded_are_in_no_run_but_their_own(app, factory):
+    """SPEC 3 step 2: a tenant still onboarding (or archived) is outside every fleet run
+    and preflight count, and a single-tenant start of an ordinary operation on it is 404."""
+    ws = factory.workspace()
+    live = factory.tenant(ws, "Live")
+    draft = factory.tenant(ws, "Draft", status="onboarding")
+    factory.tenant(ws, "Gone", status="archived")
+    actor = platform_actor(app, factory.platform_user())
+    status, run_id, _ = start(app, actor)
+    assert status == "started"
+    assert list(tenant_rows(app, run_id)) == [live.id]
+    assert start(app, actor, scope=Scope("single_tenant", tenant_id=draft.id))[0] == "not_found"
+    with app.app_context():
+        assert [t for t, _ in runs.tenant_universe(Scope("workspace", ws.id))] == [live.id]
+        # An operation type that declares it (onboarding's verification) may target it.
+        assert [t for t, _ in runs.tenant_universe(Scope("single_tenant", tenant_id=draft.id),
+                                                   ("onboarding",))] == [draft.id]
+
+
+def test_operation_types_cannot_target_archived_tenants():
+    from tenantpilot.api import DefinitionError, OperationType
+
+    with pytest.raises(DefinitionError):
+        OperationType(key="tests.bad", label="Bad", execute_tenant=lambda job: {}, tenant_statuses=("archived",))
+
+
 def test_tenant_plane_capabilities_404_then_403_then_allowed(make_app, factory):
     from tenantpilot import hookimpl
 

@@ -24,6 +24,7 @@ def tenantpilot_register_operation_types(app):
         key=service.VERIFY_KEY, label=service.VERIFY_LABEL, execute_tenant=service.execute_verification,
         summary_keys=("permissions_granted", "permissions_missing", "role_assignments"),
         tenant_capabilities=(service.MANAGE,), scopes=("single_tenant",),
+        tenant_statuses=("onboarding",),  # the draft's tenant, before activation
     )
 
 

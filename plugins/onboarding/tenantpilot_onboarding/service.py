@@ -229,7 +229,8 @@ def verification_active(draft: OnboardingDraft) -> bool:
 
 
 def connect_provider(draft: OnboardingDraft, provider, values: dict, user) -> str:
-    """Complete ``connect_provider``: create the tenant (active), link it to the draft
+    """Complete ``connect_provider``: create the tenant (``onboarding``: in no run but its
+    own verification until activated), link it to the draft
     and save its provider connection, all in one transaction; then record telemetry.
 
     Before verification a second save only replaces the connection settings (no
@@ -265,7 +266,7 @@ def connect_provider(draft: OnboardingDraft, provider, values: dict, user) -> st
             db.session.rollback()
             return "guid_taken"
         tenant = Tenant(workspace_id=draft.workspace_id, name=draft.display_name, external_id=draft.external_id,
-                        status="active", is_platform=False)
+                        status="onboarding", is_platform=False)
         db.session.add(tenant)
         db.session.flush()
         db.session.execute(update(OnboardingDraft).where(OnboardingDraft.id == draft.id)
@@ -382,6 +383,12 @@ def _simple_step(draft: OnboardingDraft, checkpoint: str, user, activated_at: bo
     now = utcnow()
     extra = {"activated_at": now} if activated_at else {}
     if not _transition(draft, checkpoint, user.id, now, **extra):
+        db.session.rollback()
+        return False
+    if activated_at and not db.session.execute(
+            # The tenant enters service with the draft's last step, or neither happens.
+            update(Tenant).where(Tenant.id == draft.tenant_id, Tenant.status == "onboarding")
+            .values(status="active").execution_options(synchronize_session=False)).rowcount:
         db.session.rollback()
         return False
     _audit_transition(draft, checkpoint, Actor.human(user), ids[2])

@@ -324,7 +324,7 @@ def activate(draft_id: int):
     form = ActivateForm(expected=d.tenant.name)
     if not form.validate():
         return _render(d, activate_form=form, status=400)
-    if d.tenant.status != "active":
+    if d.tenant.status != "onboarding":
         abort(400, "The tenant was archived meanwhile; it cannot be activated from this draft.")
     service.activate(d, current_user)  # the page itself says "Onboarding complete"
     return redirect(url_for(".draft", draft_id=draft_id))

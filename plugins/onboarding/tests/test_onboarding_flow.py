@@ -67,7 +67,7 @@ def test_walk_to_activated_records_one_event_per_tenant_checkpoint(app, world, d
         "identify", "identified", None, GUID)
     assert count(app, Tenant) == 0 and events(app) == []
 
-    # connect_provider: tenant (active) + connection + draft link, one event.
+    # connect_provider: tenant (onboarding: a draft) + connection + draft link, one event.
     page = client.get(f"/admin/onboarding/{draft_id}").get_data(as_text=True)
     assert 'data-step="connect_provider"' in page and "Simulated tenant needs no settings." in page
     assert post(client, draft_id, "connect", provider="simulated").status_code == 302
@@ -75,7 +75,7 @@ def test_walk_to_activated_records_one_event_per_tenant_checkpoint(app, world, d
     with app.app_context():
         tenant = db.session.get(Tenant, draft.tenant_id)
         assert (tenant.name, tenant.external_id, tenant.status, tenant.workspace_id) == (
-            "Contoso Ltd", GUID, "active", ws.id)
+            "Contoso Ltd", GUID, "onboarding", ws.id)
         conn = db.session.scalars(select(ProviderConnection).where(ProviderConnection.tenant_id == tenant.id)).one()
         assert conn.provider == "simulated"
         tenant_id = tenant.id
@@ -116,6 +116,8 @@ def test_walk_to_activated_records_one_event_per_tenant_checkpoint(app, world, d
     assert post(client, draft_id, "activate", tenant_name="Contoso Ltd").status_code == 302
     draft = draft_row(app, draft_id)
     assert (draft.checkpoint, draft.lifecycle_state) == ("activated", "activated") and draft.activated_at
+    with app.app_context():
+        assert db.session.get(Tenant, tenant_id).status == "active"  # in service from now on
     assert set(draft.completed) == set(service.CHECKPOINTS)
 
     # Exactly one event per tenant-linked checkpoint, with exactly the allowed metadata.
@@ -372,3 +374,41 @@ def test_the_installed_distribution_loads_with_its_migration(make_app):
     assert registry.owners[("event", EVENT)] == "onboarding"
     assert registry.owners[("operation type", service.VERIFY_KEY)] == "onboarding"
     assert registry.operation_types[service.VERIFY_KEY].tenant_capabilities == ("tenant.manage",)
+
+
+def test_draft_tenant_is_in_no_fleet_run_until_activated(app, world, factory, drain):
+    """SPEC 3 step 2: fleet runbooks and their preflights count active tenants only. A
+    tenant still being onboarded is verified by its own run and nothing else."""
+    from tenantpilot.runs import Scope, tenant_universe
+
+    ws, _, manager = world
+    live = factory.tenant(ws, "Live Co")
+    client = signed_in(app, manager.email)
+    draft_id = walk_to_verify(app, client)
+    draft = draft_row(app, draft_id)
+    with app.app_context():
+        assert [t for t, _ in tenant_universe(Scope("all_tenants"))] == [live.id]
+        assert [t for t, _ in tenant_universe(Scope("workspace", ws.id))] == [live.id]
+    # Its own verification runs on it.
+    assert verify(app, client, draft_id, drain).checkpoint == "verify_access"
+    assert post(client, draft_id, "ready").status_code == 302
+    assert post(client, draft_id, "activate", tenant_name="Contoso Ltd").status_code == 302
+    with app.app_context():
+        assert sorted(t for t, _ in tenant_universe(Scope("all_tenants"))) == sorted([live.id, draft.tenant_id])
+
+
+def test_tenant_archived_during_onboarding_is_not_activated(app, world, drain):
+    _, _, manager = world
+    client = signed_in(app, manager.email)
+    draft_id = walk_to_verify(app, client)
+    verify(app, client, draft_id, drain)
+    assert post(client, draft_id, "ready").status_code == 302
+    tenant_id = draft_row(app, draft_id).tenant_id
+    with app.app_context():
+        db.session.get(Tenant, tenant_id).status = "archived"
+        db.session.commit()
+    r = post(client, draft_id, "activate", tenant_name="Contoso Ltd")
+    assert r.status_code == 400 and "archived" in r.get_data(as_text=True)
+    assert draft_row(app, draft_id).checkpoint == "ready_for_activation"
+    with app.app_context():
+        assert db.session.get(Tenant, tenant_id).status == "archived"
