@@ -173,6 +173,9 @@ def _blueprints(app: Flask, pm) -> None:
     from .web import audit_ui
 
     app.register_blueprint(audit_ui.bp, url_prefix="/system/audit")
+    from .web import lookup
+
+    app.register_blueprint(lookup.bp, url_prefix="/system")
     app.register_blueprint(admin.bp, url_prefix="/admin")
     # rq-dashboard needs app config and the app's Redis connection, and its endpoint names
     # are absolute ("rq_dashboard.static"), so it is mounted here rather than via the hook.

@@ -6,9 +6,11 @@ passive render is not an auditable action.
 
 Listing: newest first by (recorded_at, id), 50 a page, keyset pagination with
 ``?before=<id>`` (the cursor is the last row's id; its recorded_at is looked up so the
-seek stays on the (recorded_at, id) index). Filters: action (exact, uses the
-(action, recorded_at) index), actor (name or e-mail substring), actor_type, workspace,
-tenant (the (workspace_id, tenant_id, recorded_at) index), window, status, and
+seek stays on the (recorded_at, id) index). Filters: action (the action and everything
+under it: ``operational_control`` or ``operational_control.`` match
+``operational_control.paused``; a prefix seek on the (action, recorded_at) index), actor
+(name or e-mail substring), actor_type, workspace and tenant by name (``workspace_name``,
+``tenant_name``, resolved as in ``lookup``) or by id (links), window, status, and
 target_type + target_id so other pages can link "audit events for run #12".
 
 A bad filter value answers 400 with the filter form and a message naming the field; no rows
@@ -28,6 +30,7 @@ from ..extensions import db
 from ..models import AuditLog, Tenant, Workspace
 from ..planes import platform_required
 from ..timeutil import utcnow
+from . import lookup
 from .inputs import parse_int
 
 bp = Blueprint("audit_ui", __name__)
@@ -38,7 +41,8 @@ WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta
 ACTOR_TYPES = ("human", "platform", "system")
 ACTION_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 TARGET_TYPE_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,60}$")
-FILTER_KEYS = ("action", "actor", "actor_type", "workspace", "tenant", "window", "status", "target_type", "target_id")
+FILTER_KEYS = ("action", "actor", "actor_type", "workspace", "tenant", "workspace_name", "tenant_name", "window",
+               "status", "target_type", "target_id")
 ACTION_CHOICES_LIMIT = 300
 
 
@@ -55,9 +59,10 @@ def parse_filters(args) -> tuple[dict, list[str]]:
     raw = {k: (args.get(k) or "").strip() for k in (*FILTER_KEYS, "before")}
     errors: list[str] = []
     f: dict = {"action": "", "actor": "", "actor_type": "", "workspace": None, "tenant": None, "window": "",
-               "status": "", "target_type": "", "target_id": "", "before": None}
+               "status": "", "target_type": "", "target_id": "", "before": None, "workspace_name": "",
+               "tenant_name": "", "workspace_ids": None, "tenant_ids": None, "matches": {}}
     if raw["action"]:
-        if ACTION_RE.match(raw["action"]):
+        if ACTION_RE.match(raw["action"]) and raw["action"].strip("."):
             f["action"] = raw["action"]
         else:
             errors.append("Action must be an action id such as platform.ops.runbooks.start "
@@ -76,6 +81,13 @@ def parse_filters(args) -> tuple[dict, list[str]]:
         f["workspace"] = _positive_int(raw["workspace"], "Workspace", errors)
     if raw["tenant"]:
         f["tenant"] = _positive_int(raw["tenant"], "Tenant", errors)
+    for key, resolve in (("workspace_name", lookup.resolve_workspaces), ("tenant_name", lookup.resolve_tenants)):
+        match = f["matches"][key] = resolve(raw[key])
+        f[key] = match.text
+        if match.error:
+            errors.append(match.error)
+        elif match.active:
+            f[key.replace("_name", "_ids")] = match.ids
     if raw["window"]:
         if raw["window"] in WINDOWS:
             f["window"] = raw["window"]
@@ -106,9 +118,11 @@ def parse_filters(args) -> tuple[dict, list[str]]:
 def build_query(f: dict):
     q = select(AuditLog)
     if f["action"]:
-        q = q.where(AuditLog.action == f["action"])
+        action = f["action"].rstrip(".")
+        children = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+        q = q.where(or_(AuditLog.action == action, AuditLog.action.like(children, escape="\\")))
     if f["actor"]:
-        like = "%" + f["actor"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = lookup.like_pattern(f["actor"])
         q = q.where(or_(func.lower(AuditLog.actor_name).like(like, escape="\\"),
                         func.lower(AuditLog.actor_email).like(like, escape="\\")))
     if f["actor_type"]:
@@ -117,6 +131,10 @@ def build_query(f: dict):
         q = q.where(AuditLog.workspace_id == f["workspace"])
     if f["tenant"]:
         q = q.where(AuditLog.tenant_id == f["tenant"])
+    if f["workspace_ids"]:
+        q = q.where(AuditLog.workspace_id.in_(f["workspace_ids"]))
+    if f["tenant_ids"]:
+        q = q.where(AuditLog.tenant_id.in_(f["tenant_ids"]))
     if f["window"] and WINDOWS[f["window"]] is not None:
         q = q.where(AuditLog.recorded_at >= utcnow() - WINDOWS[f["window"]])
     if f["status"]:
@@ -166,9 +184,15 @@ def audit_list():
             next_url = list_url(**{k: f[k] for k in FILTER_KEYS}, before=rows[-1].id)
     workspaces = _names(Workspace, [r.workspace_id for r in rows] + [f["workspace"]])
     tenants = _names(Tenant, [r.tenant_id for r in rows] + [f["tenant"]])
+    # Name filters show their own errors next to the field; links by id show the name.
+    for key, by_id, names in (("workspace_name", "workspace", workspaces), ("tenant_name", "tenant", tenants)):
+        if not f["matches"][key].active and f[by_id]:
+            f["matches"][key].text = names.get(f[by_id], "")
+    field_errors = {m.error for m in f["matches"].values() if m.error}
     active = {k: f[k] for k in FILTER_KEYS if f[k]}
     return render_template(
         "system/audit.html", rows=rows, filters=f, errors=errors, workspaces=workspaces, tenants=tenants,
+        field_errors=field_errors,
         actions=action_choices(), statuses=STATUSES, actor_types=ACTOR_TYPES, windows=WINDOWS, active=active,
         next_url=next_url, first_url=list_url(**active) if f["before"] else None, list_url=list_url,
     ), (400 if errors else 200)

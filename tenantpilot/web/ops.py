@@ -17,7 +17,7 @@ from ..models import AuditLog, OperationRun, OperationRunTenant, Tenant, Workspa
 from ..planes import platform_required
 from ..runs import Scope, tenant_universe
 from ..timeutil import utcnow
-from . import inputs
+from . import inputs, lookup
 from .forms import EmptyForm, PreflightForm, RunForm
 from .system import current_actor
 
@@ -125,13 +125,7 @@ PICKER_LIMIT = 20
 
 
 def _tenant_search(query: str):
-    q = select(Tenant).where(Tenant.status == "active", Tenant.is_platform.is_(False))
-    query = (query or "").strip()
-    if query:
-        like = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        q = q.where(or_(func.lower(Tenant.name).like(like, escape="\\"),
-                        func.lower(Tenant.external_id).like(like, escape="\\")))
-    return q
+    return lookup.tenant_query(query, active_only=True)
 
 
 def search_tenants(query: str, limit: int = PICKER_LIMIT):
@@ -258,17 +252,31 @@ def runs_list():
     filters = {"type": args.get("type") or "", "status": args.get("status") or "",
                "outcome": args.get("outcome") or "", "tenant": inputs.arg_int("tenant"),
                "window": args.get("window") if args.get("window") in WINDOWS else ""}
+    # Names as operators type them; ``tenant=<id>`` stays for links from other pages.
+    tenant_match = lookup.resolve_tenants(args.get("tenant_name", ""))
+    workspace_match = lookup.resolve_workspaces(args.get("workspace_name", ""))
+    if filters["tenant"] and not tenant_match.active:
+        tenant_match.text = db.session.scalar(select(Tenant.name).where(Tenant.id == filters["tenant"])) or ""
     if filters["type"]:
         q = q.where(OperationRun.type == filters["type"])
     if filters["status"] in RUN_STATUSES:
         q = q.where(OperationRun.status == filters["status"])
     if filters["outcome"] in OUTCOMES:
         q = q.where(OperationRun.outcome == filters["outcome"])
+    if tenant_match.active and not tenant_match.error and len(tenant_match.ids) == 1:
+        filters["tenant"] = tenant_match.ids[0]
     if filters["tenant"]:
         # Every run that touched a tenant has a result row for it (the seam writes one even
         # for a skipped tenant), so a join on (tenant_id, run_id) finds them newest first.
         q = q.join(OperationRunTenant, and_(OperationRunTenant.run_id == OperationRun.id,
                                             OperationRunTenant.tenant_id == filters["tenant"]))
+    elif tenant_match.ids:
+        q = q.where(OperationRun.id.in_(select(OperationRunTenant.run_id)
+                                        .where(OperationRunTenant.tenant_id.in_(tenant_match.ids))))
+    if workspace_match.ids:
+        # Runs scoped to the workspace or to one of its tenants (fleet runs belong to none).
+        q = q.where(OperationRun.workspace_id.in_(workspace_match.ids))
+    name_errors = [m.error for m in (tenant_match, workspace_match) if m.error]
     if filters["window"]:
         q = q.where(OperationRun.created_at >= utcnow() - WINDOWS[filters["window"]])
     before = inputs.arg_int("before")
@@ -276,11 +284,13 @@ def runs_list():
         q = q.where(OperationRun.id < before)  # keyset: ids grow with creation time
         if filters["tenant"]:
             q = q.where(OperationRunTenant.run_id < before)  # lets the tenant index seek
-    rows = db.session.scalars(q.order_by(OperationRun.id.desc()).limit(PAGE_SIZE + 1)).all()
+    # A name that matched nothing (or too much) lists nothing: never more than was asked for.
+    rows = [] if name_errors else db.session.scalars(q.order_by(OperationRun.id.desc()).limit(PAGE_SIZE + 1)).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     next_args = {k: v for k, v in args.items() if k != "before"}
     return render_template("system/runs.html", runs=rows, filters=filters, types=sorted(registry().operation_types),
+                           tenant_match=tenant_match, workspace_match=workspace_match,
                            statuses=RUN_STATUSES, outcomes=OUTCOMES, windows=WINDOWS,
                            next_url=url_for("ops.runs_list", **next_args, before=rows[-1].id) if more else None,
                            first_url=url_for("ops.runs_list", **next_args) if before else None)
