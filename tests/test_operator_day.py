@@ -89,7 +89,7 @@ def test_a_cancelled_run_does_not_read_as_a_full_bar(app, factory, ops):
                             context={"reason_code": "SUPPORT", "reason_text": "cancel me"}).run.id
     client = signed_in(app)
     page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
-    client.post(f"/system/ops/runs/{run_id}/cancel", data={"csrf_token": csrf_from(page)})
+    client.post(f"/system/ops/runs/{run_id}/cancel", data={"csrf_token": csrf_from(page), "confirmed": "yes"})
     assert run_row(app, run_id).outcome == "cancelled"
     page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
     assert 'data-percent="0"' in page and "0%</strong> — 0 of 12 tenants done" in page
@@ -156,3 +156,44 @@ def test_retry_failed_is_not_offered_for_a_tenant_plane_run(app, factory, ops):
     r = client.post(f"/system/ops/runs/{run_id}/retry-failed", data={"csrf_token": csrf_from(page)})
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/system/ops/runs/{run_id}")
     assert count(app, OperationRun) == 1
+
+
+def test_cancel_run_asks_first_and_says_what_happens_to_running_tenants(app, factory, ops):
+    factory.tenants(factory.workspace(), 5)
+    with app.app_context():
+        run_id = seam.start(CANARY, scope=Scope("all_tenants"), actor=platform_actor(app, ops), source="cli",
+                            context={"reason_code": "SUPPORT", "reason_text": "cancel me"}).run.id
+        # Two tenants are mid-run, one finished: what cancel means differs for each.
+        from tenantpilot.models import OperationRunTenant
+
+        rows = db.session.scalars(select(OperationRunTenant).where(OperationRunTenant.run_id == run_id)
+                                  .order_by(OperationRunTenant.tenant_id)).all()
+        rows[0].status, rows[1].status = "running", "running"
+        db.session.commit()
+    client = signed_in(app)
+    page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
+    assert f'href="/system/ops/runs/{run_id}/cancel"' in page and "Cancel run…" in page
+    assert f'action="/system/ops/runs/{run_id}/cancel"' not in page  # no one-click cancel
+    confirm = client.get(f"/system/ops/runs/{run_id}/cancel").get_data(as_text=True)
+    assert "3 pending tenants" in confirm and "will not run" in confirm
+    assert "2 tenants running now" in confirm and "does not interrupt" in confirm
+    # A POST without the confirmation (an old form, a script) only shows the question.
+    r = client.post(f"/system/ops/runs/{run_id}/cancel", data={"csrf_token": csrf_from(confirm)})
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/runs/{run_id}/cancel")
+    assert run_row(app, run_id).cancel_requested is False
+    assert audit_rows(app, "platform.ops.runs.cancel") == []
+    r = client.post(f"/system/ops/runs/{run_id}/cancel", data={"csrf_token": csrf_from(confirm), "confirmed": "yes"})
+    assert r.status_code == 302 and run_row(app, run_id).cancel_requested is True
+    assert len(audit_rows(app, "platform.ops.runs.cancel")) == 1
+
+
+def test_cancel_of_a_completed_run_goes_back_to_the_run(app, factory, ops, drain):
+    factory.tenants(factory.workspace(), 2)
+    with app.app_context():
+        run_id = seam.start(CANARY, scope=Scope("all_tenants"), actor=platform_actor(app, ops), source="cli",
+                            context={"reason_code": "SUPPORT", "reason_text": "finish"}).run.id
+    drain()
+    client = signed_in(app)
+    r = client.get(f"/system/ops/runs/{run_id}/cancel")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/system/ops/runs/{run_id}")
+    assert "nothing to cancel" in client.get(r.headers["Location"]).get_data(as_text=True)

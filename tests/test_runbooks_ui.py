@@ -253,7 +253,7 @@ def test_run_detail_cancel_retry_failed_and_csv(app, world, factory, drain):
     assert sorted(tenant_rows(app, retry_id)) == sorted(t for t, (s, _, _) in tenant_rows(app, run_id).items() if s == "failed")
     assert f"Retry of <a href=\"/system/ops/runs/{run_id}\">run #{run_id}</a>" in client.get(resp.headers["Location"]).get_data(as_text=True)
     # Cancel: the retry is still queued, so everything pending is cancelled.
-    resp = client.post(f"/system/ops/runs/{retry_id}/cancel", data={"csrf_token": csrf_from(page)})
+    resp = client.post(f"/system/ops/runs/{retry_id}/cancel", data={"csrf_token": csrf_from(page), "confirmed": "yes"})
     assert resp.status_code == 302
     assert (run_row(app, retry_id).status, run_row(app, retry_id).outcome) == ("completed", "cancelled")
     assert len(audit_rows(app, "platform.ops.runs.cancel")) == 1

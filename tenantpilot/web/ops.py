@@ -374,16 +374,32 @@ def run_csv(run_id: int):
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})
 
 
-def _run_for_action(run_id: int) -> OperationRun:
+def _run_for_action(run_id: int, *, posted: bool = True) -> OperationRun:
     """A run an operator acts on (cancel, retry): 404, 403 without the run capability and
     the runbook's own, 400 without a valid CSRF token."""
     run = _run_or_404(run_id)
     runbook = registry().runbooks.get(run.type)
     if not current_user.can("platform.runbooks.run") or (runbook and not current_user.can(runbook.capability)):
         abort(403)
-    if not EmptyForm().validate_on_submit():
+    if posted and not EmptyForm().validate_on_submit():
         abort(400)
     return run
+
+
+@bp.get("/runs/<int:run_id>/cancel")
+@platform_required("platform.ops.view")
+def run_cancel_confirm(run_id: int):
+    """Cancel asks first, and says what happens to each kind of tenant."""
+    run = _run_for_action(run_id, posted=False)
+    if not run.is_active:
+        flash("This run has already completed; nothing to cancel.", "info")
+        return redirect(url_for("ops.run_detail", run_id=run.id))
+    by_status = dict(db.session.execute(
+        select(OperationRunTenant.status, func.count()).where(OperationRunTenant.run_id == run.id)
+        .group_by(OperationRunTenant.status)).all())
+    return render_template("system/run_cancel.html", run=run, form=EmptyForm(),
+                           pending=by_status.get("pending", 0), running=by_status.get("running", 0),
+                           settled=sum(n for s, n in by_status.items() if s not in ("pending", "running")))
 
 
 @bp.post("/runs/<int:run_id>/cancel")
@@ -392,6 +408,8 @@ def run_cancel(run_id: int):
     from ..runs import cancel
 
     run = _run_for_action(run_id)
+    if request.form.get("confirmed") != "yes":
+        return redirect(url_for("ops.run_cancel_confirm", run_id=run.id), 303)
     if cancel(run.id):
         audit.record("platform.ops.runs.cancel", actor=current_actor(), target=("operation_run", run.id, run.type),
                      summary=f"Cancelled run #{run.id}")
