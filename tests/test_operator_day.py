@@ -197,3 +197,25 @@ def test_cancel_of_a_completed_run_goes_back_to_the_run(app, factory, ops, drain
     r = client.get(f"/system/ops/runs/{run_id}/cancel")
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/system/ops/runs/{run_id}")
     assert "nothing to cancel" in client.get(r.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_preflight_that_finds_nothing_offers_no_start(app, factory, ops):
+    """Backfill with no legacy findings: the page says so and shows no Start form; a POST
+    from an old tab starts nothing. The canary counts tenants (its work is the tenants)."""
+    factory.tenants(factory.workspace(), 3)
+    client = signed_in(app)
+    location, body = _confirm_page(client, BACKFILL)
+    assert 'data-figure="affected">0<' in body
+    assert "data-nothing-to-do" in body and "Nothing to change" in body
+    assert "Start Findings" not in body and 'name="confirmation"' not in body
+    token = csrf_from(client.get("/system/account").get_data(as_text=True))
+    r = client.post(location.split("?")[0], data={
+        "csrf_token": token, "preflight": re.search(r"preflight=(\d+)", location).group(1),
+        "idempotency_token": "old-tab-1", "confirmation": "BACKFILL", "reason_code": "SUPPORT",
+        "reason_text": "repair legacy findings"})
+    assert r.status_code == 422 and "Nothing to change" in r.get_data(as_text=True)
+    assert audit_rows(app, "platform.ops.runbooks.start") == []
+    _, canary = _confirm_page(client, CANARY)
+    assert "Tenants to probe" in canary and 'data-figure="affected">3<' in canary
+    assert "data-nothing-to-do" not in canary and 'name="confirmation"' in canary
+

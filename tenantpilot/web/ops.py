@@ -181,7 +181,9 @@ def confirm(key: str):
     actor = current_actor()
     reason_required = scope["kind"] in runbook.reason_required_scopes or actor.break_glass
     outcome = None
-    if request.method == "POST" and form.validate_on_submit():
+    # Nothing to change: the page says so and offers no start; a POST (an old tab) starts nothing.
+    nothing_to_do = not result.get("affected_count")
+    if request.method == "POST" and not nothing_to_do and form.validate_on_submit():
         if form.confirmation.data.strip() != runbook.confirmation_word:
             form.confirmation.errors.append(f"Type {runbook.confirmation_word} exactly to confirm.")
         reason_text = (form.reason_text.data or "").strip()
@@ -210,6 +212,7 @@ def confirm(key: str):
     status = 200 if request.method == "GET" else (409 if outcome and outcome.status == "blocked" else 422)
     return render_template("system/confirm.html", runbook=runbook, form=form, scope=scope, result=result,
                            scope_text=scope_label(scope), preflight_event=event, outcome=outcome,
+                           nothing_to_do=nothing_to_do,
                            reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None),
                            age_minutes=int((utcnow() - event.recorded_at).total_seconds() // 60)), status
 

@@ -16,7 +16,9 @@ def preflight(scope: dict) -> dict:
     elif scope.get("kind") == "single_tenant":
         q = q.where(Tenant.id == scope.get("tenant_id"))
     tenants = db.session.scalar(q)
-    return {"affected_count": 0, "total_count": tenants, "estimated_tenants": tenants}
+    # Its work is the tenants themselves: one probe each, so no tenant means nothing to do.
+    return {"affected_count": tenants, "total_count": tenants, "estimated_tenants": tenants,
+            "affected_label": "Tenants to probe"}
 
 
 def execute_tenant(job: TenantJob) -> dict:
