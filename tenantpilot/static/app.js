@@ -12,6 +12,18 @@
     }
   });
 
+  // A "dry run" checkbox relabels its form's submit button: [data-label-dry] / [data-label-live]
+  // (and the matching data-class-*), so the button always says what it will do.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!(box instanceof Element) || !box.matches("[data-dry-run-toggle]") || !box.form) return;
+    var button = box.form.querySelector("[data-label-dry]");
+    if (!button) return;
+    var mode = box.checked ? "dry" : "live";
+    button.textContent = button.getAttribute("data-label-" + mode);
+    button.className = button.getAttribute("data-class-" + mode) || "";
+  });
+
   // Inside [data-swap-422]: a 422 (form with field errors) is swapped in like a 200, so the
   // errors show next to the fields instead of htmx dropping the response.
   document.addEventListener("htmx:beforeSwap", function (event) {

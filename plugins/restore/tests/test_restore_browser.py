@@ -79,8 +79,11 @@ def wizard_to_confirm(page, backup_id):
 
 
 def confirm(page, tenant_name, *, dry_run=False):
+    button = page.locator("button[data-submit=execute]")
+    assert button.inner_text() == "Execute restore"
     if dry_run:
         page.check("input[name=dry_run]")
+        assert button.inner_text() == "Preview only — apply nothing"  # says what it will do
     page.check("input[name=acknowledge]")
     page.fill("#tenant_name", tenant_name)
     page.click("button[data-submit=execute]")

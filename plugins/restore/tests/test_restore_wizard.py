@@ -77,6 +77,13 @@ def test_wizard_end_to_end_dry_run_changes_nothing_and_execute_restores_the_back
     assert html.count('data-action="update"') == 3
     assert "Edited outside TenantPilot" in html  # the diff shows the current value
 
+    assert ">Execute restore</button>" in html and ">Preview only — apply nothing</button>" not in html
+    # A dry run with a mistyped name comes back ticked, its button saying what it does.
+    typo = client.post(f"/admin/t/{tenant.id}/restore-runs",
+                       data=confirm_data(client, backup.id, dry_run=True, tenant_name="Contoso"))
+    assert typo.status_code == 400
+    assert ">Preview only — apply nothing</button>" in typo.get_data(as_text=True)
+
     # Dry run: the preview is recorded, nothing applied, no operation run.
     dry = client.post(f"/admin/t/{tenant.id}/restore-runs",
                       data=confirm_data(client, backup.id, dry_run=True, tenant_name="Contoso HQ"))
