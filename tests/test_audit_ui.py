@@ -97,7 +97,10 @@ def test_list_newest_first_with_columns(app, world):
 @pytest.mark.parametrize("query, expected", [
     ("action=operational_control.paused", ["Paused restore globally"]),
     ("action=platform.ops.runs.cancel", ["Cancelled run 13"]),
-    ("action=operational_control", []),  # exact, not a prefix
+    # A prefix matches the action and everything under it (issue 13), by whole segments.
+    ("action=operational_control", ["Paused restore globally", "Restore blocked"]),
+    ("action=operational_control.", ["Paused restore globally", "Restore blocked"]),
+    ("action=operational_contr", []),
     ("actor=alice", ["Paused restore globally", "Cancelled run 13"]),
     ("actor=FABRIKAM.TEST", ["Start of run 12"]),  # e-mail substring, case-insensitive
     ("actor=%25", []),  # LIKE wildcards are literal
