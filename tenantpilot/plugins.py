@@ -53,16 +53,43 @@ def _as_list(value) -> list:
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> list[tuple[str, object]]:
-    """Call every implementation of a registration hook; return (plugin name, item)
-    pairs so errors can name the plugin that contributed each item."""
-    results = []
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
+    """Call a registration hook through pluggy (so ``tryfirst``/``trylast`` order and
+    ``wrapper=True`` implementations keep their meaning) and return (plugin name, item)
+    pairs, so errors can name the plugin that contributed each item.
+
+    Attribution: while pluggy calls each plain implementation, a thin shim notes which
+    plugin returned which objects; an item a wrapper added is attributed to "a hook wrapper"."""
+    hook = getattr(pm.hook, hook_name)
+    owners: dict[int, str] = {}
+    shims = []
+    for impl in hook.get_hookimpls():
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        shims.append((impl, impl.function))
+        impl.function = _noting_owner(impl, owners)
+    try:
+        results = hook(**kwargs)
+    except api.DefinitionError as exc:
+        raise StartupError(f"Plugin {getattr(exc, 'tenantpilot_plugin', '?')!r}: {exc}") from exc
+    finally:
+        for impl, function in shims:
+            impl.function = function
+    return [(owners.get(id(item), "a hook wrapper"), item) for value in results for item in _as_list(value)]
+
+
+def _noting_owner(impl, owners: dict[int, str]):
+    function = impl.function
+
+    def call(*args):
         try:
-            value = impl.function(*[kwargs[arg] for arg in impl.argnames])
+            value = function(*args)
         except api.DefinitionError as exc:
-            raise StartupError(f"Plugin {impl.plugin_name!r}: {exc}") from exc
-        results.extend((impl.plugin_name, item) for item in _as_list(value))
-    return results
+            exc.tenantpilot_plugin = impl.plugin_name
+            raise
+        owners.update((id(item), impl.plugin_name) for item in _as_list(value))
+        return value
+
+    return call
 
 
 def _collect(pm, hook_name: str, kind: str, cls: type, key_attr: str, items=None, **kwargs):

@@ -302,7 +302,8 @@ def test_duplicate_keys_fail_startup_naming_both_plugins(make_app, kind):
         pass
 
     setattr(One, only, hookimpl(lambda self, app: impl(app)))
-    with pytest.raises(StartupError, match=rf"Duplicate {kind} key .*'one'.*'two'"):
+    # pluggy calls the later registration first (LIFO), so either may be named first.
+    with pytest.raises(StartupError, match=rf"Duplicate {kind} key .*plugins '(one' and 'two|two' and 'one)'"):
         make_app(plugins=[("one", One()), ("two", One())])
 
 
@@ -372,3 +373,54 @@ def test_plugin_templates_are_found_by_convention(app):
     assert any(d.endswith("tenantpilot_canary/templates") for d in dirs)
     with app.app_context():
         assert "Pipeline canary" in app.jinja_env.get_template("tenantpilot_canary/card_detail.html").render()
+
+
+def _runbook(key):
+    return Runbook(key=key, label=key, description="", capability=f"platform.runbooks.{key}", confirmation_word="GO",
+                   execute_tenant=lambda job: {}, preflight=lambda s: {})
+
+
+@pytest.mark.parametrize("first_option, named_first", [("tryfirst", "one"), ("trylast", "two")])
+def test_registration_hooks_go_through_pluggy_ordering(make_app, first_option, named_first):
+    """tryfirst/trylast decide which registration is the original and which the duplicate."""
+
+    class One:
+        @hookimpl(**{first_option: True})
+        def tenantpilot_register_runbooks(self, app):
+            return _runbook("acme.same")
+
+    class Two:
+        @hookimpl
+        def tenantpilot_register_runbooks(self, app):
+            return _runbook("acme.same")
+
+    other = "two" if named_first == "one" else "one"
+    with pytest.raises(StartupError, match=rf"registered by plugins '{named_first}' and '{other}'"):
+        make_app(plugins=[("one", One()), ("two", Two())])
+
+
+def test_a_wrapper_implementation_sees_and_shapes_every_registration(make_app):
+    """A policy plugin can wrap a registration hook (pluggy ``wrapper=True``): here it
+    withholds one runbook contributed by another plugin, and adds one of its own."""
+    seen = []
+
+    class Vendor:
+        @hookimpl
+        def tenantpilot_register_runbooks(self, app):
+            return [_runbook("acme.keep"), _runbook("acme.drop")]
+
+    class Policy:
+        @hookimpl(wrapper=True)
+        def tenantpilot_register_runbooks(self, app):
+            results = yield
+            seen.extend(rb.key for value in results for rb in (value if isinstance(value, list) else [value]))
+            kept = [[rb for rb in value if rb.key != "acme.drop"] if isinstance(value, list) else value
+                    for value in results]
+            return kept + [_runbook("policy.extra")]
+
+    app = make_app(plugins=[("vendor", Vendor()), ("policy", Policy())])
+    registry = app.extensions["tenantpilot"].registry
+    assert "acme.keep" in registry.runbooks and "acme.drop" not in registry.runbooks
+    assert "policy.extra" in registry.runbooks and {"acme.keep", "acme.drop"} <= set(seen)
+    assert registry.owners[("runbook", "acme.keep")] == "vendor"
+    assert registry.owners[("runbook", "policy.extra")] == "a hook wrapper"
