@@ -35,9 +35,11 @@ from urllib.parse import urlsplit
 
 import redis
 from flask import current_app
+from flask_babel import ngettext
 from rq import Callback, Queue, Retry, get_current_job
 from sqlalchemy import select
 
+from . import words
 from .extensions import db
 from .hookspecs import hookimpl
 from .models import AlertDelivery, Notification, OperationRun, PlatformUser
@@ -230,8 +232,10 @@ def _deliver_in_app(delivery_id: int, payload: dict) -> None:
         db.session.add(Notification(
             platform_user_id=user.id, kind=EVENT, run_id=payload.get("run_id"),
             title=safe_message(f"Alert: {subject_line(payload)}", 200),
-            body=safe_message(f"{tenants.get('failed', 0)} of {tenants.get('total', 0)} tenant(s) failed. "
-                              f"Reasons: {_reason_text(payload)}.", 500),
+            body=safe_message(ngettext("%(failed)s of %(count)s tenant failed.",
+                                       "%(failed)s of %(count)s tenants failed.", tenants.get("total", 0),
+                                       failed=tenants.get("failed", 0), count=tenants.get("total", 0))
+                              + f" Reasons: {_reason_text(payload)}.", 500),
         ))
     row = db.session.get(AlertDelivery, delivery_id)
     row.status, row.sent_at = "sent", utcnow()
@@ -251,7 +255,7 @@ def _reason_text(payload: dict) -> str:
 def render_text(payload: dict) -> str:
     """Plain-text body (e-mail)."""
     tenants = payload.get("tenants") or {}
-    counts = payload.get("counts") or {}
+    counts = words.summary_rows(payload.get("type"), payload.get("counts") or {})  # labels, not keys
     lines = [
         f"TenantPilot Ops alert: {payload.get('event')}",
         "",
@@ -261,7 +265,7 @@ def render_text(payload: dict) -> str:
         f"Completed at: {payload.get('completed_at') or '-'}",
         f"Tenants: {tenants.get('total', 0)} total, {tenants.get('failed', 0)} failed, "
         f"{tenants.get('skipped', 0)} skipped",
-        f"Counts: {', '.join(f'{k}={v}' for k, v in sorted(counts.items())) or '-'}",
+        f"Counts: {', '.join(f'{label} {value}' for _, label, value in counts) or '-'}",
         f"Failure reasons: {_reason_text(payload)}",
         "",
         f"Run details: {payload.get('link')}",

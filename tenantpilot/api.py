@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # dotted, lower-case
@@ -18,6 +19,12 @@ CONTROL_SCOPES = ("global", "workspace")
 SOURCES = ("system_ui", "tenant_ui", "cli", "deploy_hook", "api")
 # Summary-count vocabulary of SPEC 2; an operation type may add its own keys.
 CORE_SUMMARY_KEYS = ("total", "processed", "updated", "skipped", "failed", "tenants", "items")
+# The ledger's own keys count tenants; the rest of the core vocabulary counts items inside
+# tenants. Pages show these labels (in this order, the ledger's first) unless an operation
+# type's ``summary_labels`` names its items better ("Findings skipped", not "Items skipped").
+LEDGER_SUMMARY_LABELS = {"tenants": "Tenants done", "failed": "Tenants failed"}
+CORE_SUMMARY_LABELS = {"total": "Items in total", "processed": "Items processed", "updated": "Items updated",
+                       "skipped": "Items skipped", "items": "Items"}
 REASON_CODES = ("DATA_REPAIR", "INCIDENT", "SUPPORT", "SECURITY")
 # Tenant-plane pages that show plugin actions (TenantAction.surfaces).
 TENANT_SURFACES = ("tenant_dashboard", "operation_run_viewer")
@@ -40,6 +47,30 @@ class TenantJobError(Exception):
 def _require_key(kind: str, key: str) -> None:
     if not isinstance(key, str) or not KEY_RE.match(key):
         raise DefinitionError(f"{kind} key {key!r} must be dotted lower-case, e.g. 'findings.lifecycle.backfill'")
+
+
+def _labels(kind: str, key: str, name: str, value) -> MappingProxyType:
+    """A read-only, ordered copy of a key -> label mapping (a dict or (key, label) pairs)."""
+    try:
+        labels = dict(value.items() if isinstance(value, Mapping) else value)
+    except (TypeError, ValueError):
+        raise DefinitionError(f"{kind} {key!r}: {name} must be a mapping of key to label") from None
+    for k, label in labels.items():
+        if not isinstance(k, str) or not isinstance(label, str) or not label.strip():
+            raise DefinitionError(f"{kind} {key!r}: {name} must map keys to non-empty labels")
+    return MappingProxyType(labels)
+
+
+def _check_summary_labels(kind: str, definition) -> None:
+    labels = _labels(kind, definition.key, "summary_labels", definition.summary_labels)
+    object.__setattr__(definition, "summary_labels", labels)
+    for k in labels:
+        if k in LEDGER_SUMMARY_LABELS:
+            raise DefinitionError(f"{kind} {definition.key!r}: summary_labels may not relabel {k!r}: the ledger "
+                                  f"counts tenants with it ({LEDGER_SUMMARY_LABELS[k]!r})")
+        if k not in CORE_SUMMARY_KEYS and k not in definition.summary_keys:
+            raise DefinitionError(f"{kind} {definition.key!r}: summary_labels key {k!r} is neither a core "
+                                  f"summary key nor one of its summary_keys")
 
 
 @dataclass(frozen=True)
@@ -80,9 +111,14 @@ class OperationType:
     # Tenant statuses a single-tenant run may target. Fleet and workspace runs always
     # take active tenants only (SPEC 3); onboarding's verification runs on its draft tenant.
     tenant_statuses: tuple[str, ...] = ("active",)
+    # Labels of its summary keys, in the order pages show them: key -> label, e.g.
+    # {"applied": "Items applied", "items_failed": "Items failed"}. Keys without a label
+    # read as a sentence ("items_failed" -> "Items failed") after the declared ones.
+    summary_labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         _require_key("operation type", self.key)
+        _check_summary_labels("operation type", self)
         bad_status = set(self.tenant_statuses) - set(TENANT_STATUSES)
         if bad_status or "archived" in self.tenant_statuses or not self.tenant_statuses:
             raise DefinitionError(f"operation type {self.key!r}: tenant_statuses must be among active, onboarding")
@@ -123,9 +159,11 @@ class Runbook:
     templates: Mapping[str, str] = field(default_factory=dict)  # fragment name -> template
     circuit_min_tenants: int | None = None  # None: the app-wide default (config)
     circuit_failure_ratio: float | None = None
+    summary_labels: Mapping[str, str] = field(default_factory=dict)  # as for OperationType
 
     def __post_init__(self):
         _require_key("runbook", self.key)
+        _check_summary_labels("runbook", self)
         if not self.capability.startswith("platform.runbooks."):
             raise DefinitionError(f"runbook {self.key!r}: capability must start with 'platform.runbooks.'")
         bad = set(self.scopes) - set(SCOPES)
@@ -150,6 +188,7 @@ class Runbook:
             scopes=self.scopes,
             circuit_min_tenants=self.circuit_min_tenants,
             circuit_failure_ratio=self.circuit_failure_ratio,
+            summary_labels=self.summary_labels,
         )
 
 
@@ -161,13 +200,22 @@ class ControlKey:
     label: str
     scopes: tuple[str, ...] = CONTROL_SCOPES
     operation_types: tuple[str, ...] = ()
+    # Where the paused action lives, as ids such as "admin.restore_runs" (plane.page), and
+    # how operators read them: surface id -> label. A surface without a label reads as its
+    # page and plane ("Restore runs (tenant plane)").
     surfaces: tuple[str, ...] = ()
+    surface_labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         _require_key("control", self.key)
         bad = set(self.scopes) - set(CONTROL_SCOPES)
         if bad or not self.scopes:
             raise DefinitionError(f"control {self.key!r}: unknown scopes {sorted(bad)}")
+        labels = _labels("control", self.key, "surface_labels", self.surface_labels)
+        object.__setattr__(self, "surface_labels", labels)
+        unknown = sorted(set(labels) - set(self.surfaces))
+        if unknown:
+            raise DefinitionError(f"control {self.key!r}: surface_labels names surfaces it does not list: {unknown}")
 
 
 @dataclass(frozen=True)

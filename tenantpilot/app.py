@@ -155,10 +155,12 @@ def _templates(app: Flask, pm) -> None:
         # Last: template folders of mounted third-party blueprints (rq-dashboard).
         + [app.create_global_jinja_loader()]
     )
+    from . import words
     from .web import filters, locale
 
     locale.init_app(app)
     filters.register(app)
+    words.register(app)
 
 
 def _blueprints(app: Flask, pm) -> None:

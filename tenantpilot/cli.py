@@ -7,6 +7,7 @@ import threading
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from . import audit, demo, scheduler
@@ -65,7 +66,8 @@ def create_platform_user(email, name, password, capabilities, all_capabilities):
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
-    click.echo(f"Created platform user {email} with {len(caps)} capabilities.")
+    click.echo(ngettext("Created platform user %(email)s with %(num)d capability.",
+                        "Created platform user %(email)s with %(num)d capabilities.", len(caps), email=email))
 
 
 def _person(email: str, platform: bool):
@@ -89,7 +91,8 @@ def set_password(email, platform, password):
     user = _person(email, platform)
     user.set_password(password)
     ended = _commit_and_end_sessions(user, platform, "password.changed", "Password set from the CLI")
-    click.echo(f"Password set for {user.email}; {ended} session(s) ended.")
+    click.echo(ngettext("Password set for %(email)s; %(num)d session ended.",
+                        "Password set for %(email)s; %(num)d sessions ended.", ended, email=user.email))
 
 
 @users_cli.command("deactivate")
@@ -100,7 +103,8 @@ def deactivate(email, platform):
     user = _person(email, platform)
     user.is_active = False
     ended = _commit_and_end_sessions(user, platform, "user.deactivated", "Deactivated from the CLI")
-    click.echo(f"Deactivated {user.email}; {ended} session(s) ended.")
+    click.echo(ngettext("Deactivated %(email)s; %(num)d session ended.",
+                        "Deactivated %(email)s; %(num)d sessions ended.", ended, email=user.email))
 
 
 def _commit_and_end_sessions(user, platform: bool, action: str, summary: str) -> int:
@@ -127,7 +131,8 @@ def demo_seed():
         click.echo("Demo data already present; nothing added.")
         return
     state.pm.hook.tenantpilot_seed_demo(app=current_app._get_current_object())
-    click.echo(f"Seeded {result['workspaces']} workspaces and {result['tenants']} tenants.")
+    click.echo("Seeded " + ngettext("%(num)d workspace", "%(num)d workspaces", result["workspaces"]) + " and "
+               + ngettext("%(num)d tenant.", "%(num)d tenants.", result["tenants"]))
 
 
 @demo_cli.command("logins")

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import ngettext
 from sqlalchemy import delete, distinct, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit
+from . import audit, words
 from .actors import Actor
 from .extensions import db
 from .models import AuditLog, OperationalControlActivation as Activation, OperationRun, Tenant, Workspace
@@ -58,18 +59,18 @@ class Impact:
 
     @property
     def sentence(self) -> str:
+        tenants = words.tenants(self.tenants)
         if self.scope_type == "workspace":
-            return f"{self.label} will affect workspace {self.workspace_name} ({_n(self.tenants, 'tenant')})"
-        return f"{self.label} will affect {_n(self.workspaces, 'workspace')} across {_n(self.tenants, 'tenant')}"
+            return f"{self.label} will affect workspace {self.workspace_name} ({tenants})"
+        workspaces = ngettext("%(count)s workspace", "%(count)s workspaces", self.workspaces,
+                              count=f"{self.workspaces:,}")
+        return f"{self.label} will affect {workspaces} across {tenants}"
 
     @property
     def runs_sentence(self) -> str:
-        return (f"{self.active_runs:,} queued or running run{'s' if self.active_runs != 1 else ''} "
-                f"of gated types continue unaffected")
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'s' if count != 1 else ''}"
+        return ngettext("%(count)s queued or running run of gated types continues unaffected",
+                        "%(count)s queued or running runs of gated types continue unaffected",
+                        self.active_runs, count=f"{self.active_runs:,}")
 
 
 def control_keys():

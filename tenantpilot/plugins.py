@@ -127,6 +127,15 @@ class Registry:
     owners: MappingProxyType  # (kind, key) -> plugin name
 
     @property
+    def surface_labels(self) -> dict[str, str]:
+        """Surface id -> label, from every control key that declared one (first wins)."""
+        labels: dict[str, str] = {}
+        for control in self.control_keys.values():
+            for surface, label in control.surface_labels.items():
+                labels.setdefault(surface, label)
+        return labels
+
+    @property
     def platform_capabilities(self) -> tuple[str, ...]:
         extra = sorted({rb.capability for rb in self.runbooks.values()})
         return PLATFORM_CAPABILITIES + tuple(c for c in extra if c not in PLATFORM_CAPABILITIES)

@@ -19,6 +19,8 @@ from flask import current_app
 from rq import Callback, Queue, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
+from . import words
+
 log = logging.getLogger("tenantpilot.queue")
 
 
@@ -68,7 +70,7 @@ def enqueue_batches(run_id: int, batches: dict[str, list[int]], continuation: in
             failure_ttl=7 * 86400,
             meta={"run_id": run_id, "continuation": continuation},
             on_failure=Callback(jobs.handle_batch_failure),
-            description=f"run {run_id}: {len(tenant_ids)} tenant(s)",
+            description=f"run {run_id}: {words.tenants(len(tenant_ids))}",
         )
         for job_id, tenant_ids in batches.items()
     ]

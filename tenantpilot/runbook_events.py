@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from . import audit
@@ -29,8 +30,9 @@ def tenantpilot_run_completed(run):
         workspace_id=scope.get("workspace_id"), tenant_id=scope.get("tenant_id"),
         target=("operation_run", run.id, runbook.label),
         status="failed" if failed else "success",
-        summary=f"{runbook.label} {run.outcome.replace('_', ' ')}: {run.tenants_done} tenant(s), "
-                f"{run.tenants_failed} failed",
+        summary=f"{runbook.label} {run.outcome.replace('_', ' ')}: "
+                + ngettext("%(count)s tenant done, %(failed)s failed", "%(count)s tenants done, %(failed)s failed",
+                           run.tenants_done, count=f"{run.tenants_done:,}", failed=f"{run.tenants_failed:,}"),
         metadata={"runbook": runbook.key, "outcome": run.outcome, "summary_counts": run.summary_counts,
                   "circuit_open": bool((run.context or {}).get("circuit_open"))},
     )

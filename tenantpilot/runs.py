@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import ngettext
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -326,8 +327,9 @@ def _account_locked(run_id: int) -> bool:
             summary["tenants"] = run.tenants_done
             run.summary_counts = dict(summary)
         circuit = {"reason_code": "circuit_open", "tenant_id": None,
-                   "message": f"Circuit breaker opened: {run.tenants_failed} of "
-                              f"{run.tenants_done - run.tenants_skipped - n} tenants failed."}
+                   "message": ngettext("Circuit breaker opened: %(failed)s of %(num)d tenant failed.",
+                                       "Circuit breaker opened: %(failed)s of %(num)d tenants failed.",
+                                       run.tenants_done - run.tenants_skipped - n, failed=run.tenants_failed)}
         run.failure_summary = ([circuit] + failures)[:MAX_FAILURES_KEPT]
     completed_now = False
     if run.tenants_done >= run.tenants_total and run.status != "completed":

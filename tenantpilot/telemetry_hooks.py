@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from flask_babel import ngettext
 
 from . import telemetry
 from .api import DashboardWidget, EventFamily, ScheduledJob
@@ -76,7 +77,8 @@ def prune_command(days):
     if days < 1:
         raise click.BadParameter("must be at least 1", param_hint="--days")
     deleted = telemetry.prune(days)
-    click.echo(f"Deleted {deleted} product usage event(s) older than {days} days.")
+    click.echo(ngettext("Deleted %(num)d product usage event", "Deleted %(num)d product usage events", deleted)
+               + ngettext(" older than %(num)d day.", " older than %(num)d days.", days))
 
 
 @telemetry_cli.command("rebuild-rollups")

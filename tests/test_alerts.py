@@ -201,7 +201,7 @@ def test_in_app_alert_reaches_active_ops_viewers_only(app, factory, drain):
     assert no_panel.id and console_only.id and inactive.id
     with app.app_context():
         n = db.session.scalars(select(Notification).where(Notification.kind == "operations.run.failed")).first()
-        assert n.run_id == run_id and "failed" in n.title and "2 of 2 tenant(s) failed" in n.body
+        assert n.run_id == run_id and "failed" in n.title and "2 of 2 tenants failed" in n.body
         assert_clean(n.title + n.body)
 
 

@@ -34,7 +34,7 @@ def test_window_selector_switches_the_kpis(app, factory, tmp_path):
                                 (25 * d, "product.stored_report.created", {"report_type": "entra_admin_roles"})):
             assert telemetry.record(name, workspace_id=ws.id, tenant_id=t1, metadata=meta, occurred_at=now - ago)
     expected = {"Last 24 hours": ("3", "1"), "Last 7 days": ("4", "2"), "Last 30 days": ("5", "3")}
-    telemetry_expected = {"Last 24 hours": ("1", "0", "1 events in Last 24 hours"),
+    telemetry_expected = {"Last 24 hours": ("1", "0", "1 event in Last 24 hours"),
                           "Last 7 days": ("2", "1", "3 events in Last 7 days"),
                           "Last 30 days": ("2", "2", "4 events in Last 30 days")}
     with live_server(app) as base, chromium(tmp_path) as browser:

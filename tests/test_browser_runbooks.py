@@ -35,13 +35,13 @@ def test_runbook_flow_with_live_progress(make_app, factory, tmp_path):
         page.click("text=Run preflight")
         page.wait_for_selector("text=Scope:")
         assert "tenant Contoso Pilot" in page.inner_text("hgroup")
-        assert "0 item(s) across 0 tenant(s)" in page.inner_text("h2")
+        assert "0 items across 0 tenants" in page.inner_text("h2")
 
         # Then all tenants: the confirmation restates scope and totals.
         page.click("text=run it again")
         page.check("input[value=all_tenants]")
         page.click("text=Run preflight")
-        page.wait_for_selector("text=Legacy rename: 40 item(s) across 40 tenant(s)")
+        page.wait_for_selector("text=Legacy rename: 40 items across 40 tenants")
         page.click("button:has-text('Start Legacy rename')")  # empty form: errors next to fields
         assert page.locator("#reason_code-error").is_visible()
         assert "Type the confirmation word." in page.inner_text("body")

@@ -79,7 +79,7 @@ def test_full_flow_preflight_numbers_equal_rows_changed(app, world, drain):
     assert event.meta["result"]["affected_count"] == 4  # the archived tenant is outside the universe
     resp, body = confirm(client, resp.headers["Location"], confirmation="RENAME", reason_code="DATA_REPAIR",
                          reason_text="Legacy names break the report export")
-    assert "Legacy rename: 4 item(s) across 4 tenant(s)" in body and "all tenants" in body
+    assert "Legacy rename: 4 items across 4 tenants" in body and "all tenants" in body
     assert resp.status_code == 302 and "/system/ops/runs/" in resp.headers["Location"]
     run_id = int(resp.headers["Location"].rstrip("/").split("/")[-1])
     run = run_row(app, run_id)
@@ -243,7 +243,7 @@ def test_run_detail_cancel_retry_failed_and_csv(app, world, factory, drain):
     assert "every 2s" not in client.get(f"{run_url}/progress").get_data(as_text=True)  # stops polling
     csv_text = client.get(f"{run_url}/tenants.csv").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
-    assert lines[0].startswith("tenant_id,tenant_name") and len(lines) == 6
+    assert lines[0].startswith("Tenant ID,Tenant name,External ID,Tenant status") and len(lines) == 6
     assert sum(",failed,tenant_refused," in line for line in lines) == 2
     page = client.get(run_url).get_data(as_text=True)
     resp = client.post(f"{run_url}/retry-failed", data={"csrf_token": csrf_from(page)})
@@ -307,7 +307,7 @@ def test_preflight_shows_how_many_tenants_a_workspace_pause_skips(app, world, dr
     client = signed_in(app)
     resp, body = confirm(client, preflight(client, {"kind": "all_tenants"}).headers["Location"],
                          confirmation="RENAME", reason_code="DATA_REPAIR", reason_text="cleanup")
-    assert "Skipped (workspace paused)" in body and re.search(r'kpi-value warn">2<', body)
+    assert "Tenants skipped (workspace paused)" in body and re.search(r'kpi-value warn">2<', body)
     drain()
     run = run_row(app, int(resp.headers["Location"].split("/")[-1]))
     assert (run.tenants_skipped, run.outcome) == (2, "succeeded")

@@ -106,7 +106,7 @@ def test_deactivation_from_the_cli_ends_sessions_at_once(app, people, plane):
     args = ["users", "deactivate", "--email", EMAILS[plane]] + (["--platform"] if plane == "system" else [])
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 0, result.output
-    assert "1 session(s) ended" in result.output
+    assert "1 session ended" in result.output
     assert is_login_page(client.get(HOME[plane]), plane)
     assert login(app.test_client(), plane, EMAILS[plane], PASSWORDS[plane]).status_code == 422
 

@@ -268,7 +268,7 @@ def test_widget_shows_counts_per_window_and_never_a_tenant_name_or_subject_id(ap
                                 occurred_at=now - timedelta(days=3))
     day = dashboard(app, factory).get_data(as_text=True)
     week = dashboard(app, factory, window="7d").get_data(as_text=True)
-    assert "1 events in Last 24 hours" in day and "2 events in Last 7 days" in week
+    assert "1 event in Last 24 hours" in day and "2 events in Last 7 days" in week
     assert re.search(r'data-telemetry="product\.review_pack\.requested">.*?data-count>1<', day, re.S)
     assert re.search(r'data-telemetry="product\.operations\.started">.*?data-count>0<', day, re.S)
     assert re.search(r'data-telemetry="product\.operations\.started">.*?data-count>1<', week, re.S)
@@ -314,9 +314,9 @@ def test_prune_removes_only_old_events_and_keeps_the_summary_exact(app, world):
     runs_before, audit_before = count(app, OperationRun), count(app, AuditLog)
     runner = app.test_cli_runner()
     result = runner.invoke(args=["telemetry", "prune"])
-    assert result.exit_code == 0 and "Deleted 2 product usage event(s) older than 90 days." in result.output
+    assert result.exit_code == 0 and "Deleted 2 product usage events older than 90 days." in result.output
     result = runner.invoke(args=["telemetry", "prune", "--days", "5"])
-    assert "Deleted 1 product usage event(s) older than 5 days." in result.output
+    assert "Deleted 1 product usage event older than 5 days." in result.output
     assert count(app, ProductUsageEvent) == 1
     assert count(app, OperationRun) == runs_before and count(app, AuditLog) == audit_before
     with app.app_context():

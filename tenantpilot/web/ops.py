@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 
-from .. import audit, controls, idempotency, seam
+from .. import audit, controls, idempotency, seam, words
 from ..actors import Actor
 from ..api import REASON_CODES
 from ..extensions import db
@@ -222,8 +223,10 @@ def _drift(runbook, scope: dict, before: dict) -> str | None:
     now = run_preflight(runbook, scope)["affected_count"]
     was = before.get("affected_count", 0)
     if abs(now - was) > DRIFT_TOLERANCE * max(was, 1):
-        return (f"The preflight found {was:,} items to change; there are now {now:,}. "
-                "Run the preflight again before starting.")
+        return ngettext("The preflight found %(was)s item to change; there are now %(now)s. "
+                        "Run the preflight again before starting.",
+                        "The preflight found %(was)s items to change; there are now %(now)s. "
+                        "Run the preflight again before starting.", was, was=f"{was:,}", now=f"{now:,}")
     return None
 
 
@@ -294,6 +297,7 @@ def runs_list():
     next_args = {k: v for k, v in args.items() if k != "before"}
     return render_template("system/runs.html", runs=rows, filters=filters, types=sorted(registry().operation_types),
                            tenant_match=tenant_match, workspace_match=workspace_match,
+                           type_labels={k: op.label for k, op in registry().operation_types.items()},
                            statuses=RUN_STATUSES, outcomes=OUTCOMES, windows=WINDOWS,
                            next_url=url_for("ops.runs_list", **next_args, before=rows[-1].id) if more else None,
                            first_url=url_for("ops.runs_list", **next_args) if before else None)
@@ -365,13 +369,17 @@ def run_csv(run_id: int):
     run = _run_or_404(run_id)
     rows = db.session.execute(
         select(OperationRunTenant, Tenant.name, Tenant.external_id).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
-        .where(OperationRunTenant.run_id == run.id).order_by(OperationRunTenant.tenant_id))
+        .where(OperationRunTenant.run_id == run.id).order_by(OperationRunTenant.tenant_id)).all()
+    # One column per count the tenants reported, headed by its label: the tenant's own
+    # status ("skipped": the tenant was skipped) never reads like an item count
+    # ("Findings skipped (already clean)").
+    count_keys = words.order_keys({k for rt, _, _ in rows for k in (rt.counts or {})}, run.type)
     body = inputs.csv_text(
-        ["tenant_id", "tenant_name", "external_id", "status", "reason_code", "message", "counts", "started_at",
-         "finished_at"],
-        ([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or "",
-          " ".join(f"{k}={v}" for k, v in sorted((rt.counts or {}).items())),
-          rt.started_at.isoformat() if rt.started_at else "", rt.finished_at.isoformat() if rt.finished_at else ""]
+        ["Tenant ID", "Tenant name", "External ID", "Tenant status", "Reason code", "Message"]
+        + [words.summary_label(k, run.type) for k in count_keys] + ["Started at (UTC)", "Finished at (UTC)"],
+        ([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or ""]
+         + [(rt.counts or {}).get(k, "") for k in count_keys]
+         + [rt.started_at.isoformat() if rt.started_at else "", rt.finished_at.isoformat() if rt.finished_at else ""]
          for rt, name, external_id in rows))
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})
@@ -445,7 +453,9 @@ def run_retry_failed(run_id: int):
         return render_template("system/blocked.html", outcome=outcome, back=url_for("ops.run_detail", run_id=run.id)), 409
     if outcome.status == "started":
         audit.record("platform.ops.runs.retry_failed", actor=actor, target=("operation_run", outcome.run.id, run.type),
-                     summary=f"Retried {len(failed)} failed tenant(s) of run #{run.id}",
+                     summary=ngettext("Retried %(count)s failed tenant of run #%(run)s",
+                                      "Retried %(count)s failed tenants of run #%(run)s", len(failed),
+                                      count=f"{len(failed):,}", run=run.id),
                      metadata={"parent_run_id": run.id, "tenants": len(failed)})
     flash(outcome.message, "info")
     return redirect(url_for("ops.run_detail", run_id=outcome.run.id if outcome.run else run.id))

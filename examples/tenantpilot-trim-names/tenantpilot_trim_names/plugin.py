@@ -64,6 +64,8 @@ def tenantpilot_register_runbooks(app):
         preflight=preflight,
         control_key=KEY,
         summary_keys=("unchanged",),
+        summary_labels={"processed": "Tenant names checked", "updated": "Tenant names trimmed",
+                        "unchanged": "Tenant names already clean"},
     )
 
 

@@ -37,4 +37,5 @@ def tenantpilot_register_runbooks(app):
         execute_tenant=execute_tenant,
         preflight=preflight,
         templates={"preflight_detail": "tenantpilot_canary/card_detail.html"},
+        summary_labels={"processed": "No-op jobs processed"},
     )

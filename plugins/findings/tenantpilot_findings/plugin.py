@@ -29,6 +29,9 @@ def tenantpilot_register_runbooks(app):
         run_on_deploy=True,
         templates={"preflight_detail": "tenantpilot_findings/preflight_detail.html",
                    "run_detail": "tenantpilot_findings/run_detail.html"},
+        # Counts of findings inside each tenant; the ledger counts the tenants themselves.
+        summary_labels={"total": "Findings scanned", "updated": "Findings repaired",
+                        "skipped": "Findings skipped (already clean)", "processed": "Findings processed"},
     )
 
 
@@ -39,6 +42,8 @@ def tenantpilot_register_control_keys(app):
         label=backfill.LABEL,
         operation_types=(backfill.KEY,),
         surfaces=("system.runbooks", "admin.findings"),
+        surface_labels={"system.runbooks": "Runbooks page (system plane)",
+                        "admin.findings": "Findings tab of each tenant (tenant plane)"},
     )
 
 

@@ -40,7 +40,7 @@ def test_operator_preflights_confirms_and_runs_the_backfill(app, factory, drain)
     assert resp.status_code == 302
     confirm = client.get(resp.headers["Location"]).get_data(as_text=True)
     assert re.search(r'data-figure="affected">2<', confirm)
-    assert "2 tenant(s) in scope, 1 with findings to repair; 1 of 3 finding(s) are already clean" in confirm
+    assert "2 tenants in scope, 1 with findings to repair; 1 of 3 findings are already clean" in confirm
 
     resp = client.post(resp.headers["Location"], data={
         "csrf_token": csrf_from(confirm), "confirmation": "BACKFILL", "reason_code": "DATA_REPAIR",

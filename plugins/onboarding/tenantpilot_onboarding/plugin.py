@@ -23,6 +23,8 @@ def tenantpilot_register_operation_types(app):
     return OperationType(
         key=service.VERIFY_KEY, label=service.VERIFY_LABEL, execute_tenant=service.execute_verification,
         summary_keys=("permissions_granted", "permissions_missing", "role_assignments"),
+        summary_labels={"permissions_granted": "Permissions granted", "permissions_missing": "Permissions missing",
+                        "role_assignments": "Role assignments", "processed": "Verifications run"},
         tenant_capabilities=(service.MANAGE,), scopes=("single_tenant",),
         tenant_statuses=("onboarding",),  # the draft's tenant, before activation
     )

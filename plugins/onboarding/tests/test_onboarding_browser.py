@@ -76,7 +76,7 @@ def test_onboard_a_tenant_to_activated_and_see_it_in_product_telemetry(app, worl
 
         # 4. Review: the verification result, then "Mark ready for activation".
         assert page.locator("[data-verification=ok]").is_visible()
-        assert "5 of 5 required permission(s) granted" in page.inner_text("[data-verification]")
+        assert "5 of 5 required permissions granted" in page.inner_text("[data-verification]")
         assert page.locator("[data-summary] [data-link=operation-run]").is_visible()
         screenshot(page, "onboarding-review")
         page.click("button[data-submit=ready]")

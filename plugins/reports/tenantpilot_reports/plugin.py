@@ -23,7 +23,8 @@ def tenantpilot_register_event_families(app):
 def tenantpilot_register_operation_types(app):
     return [
         OperationType(key=spec.operation_type, label=spec.action_label, execute_tenant=service.execute_report,
-                      summary_keys=service.SUMMARY_KEYS, tenant_capabilities=(service.CAPABILITY,),
+                      summary_keys=service.SUMMARY_KEYS, summary_labels=service.SUMMARY_LABELS,
+                      tenant_capabilities=(service.CAPABILITY,),
                       scopes=("single_tenant",))
         for spec in service.REPORT_TYPES.values()
     ]

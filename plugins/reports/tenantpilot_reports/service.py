@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import current_app
+from flask_babel import ngettext
 from sqlalchemy import insert, select, update
 
 from tenantpilot import providers, seam, telemetry
@@ -39,6 +40,8 @@ log = logging.getLogger("tenantpilot.reports")
 EVENT = "product.stored_report.created"
 CAPABILITY = "reports.generate"
 SUMMARY_KEYS = ("stored", "unchanged", "findings_created", "findings_resolved")
+SUMMARY_LABELS = {"stored": "Reports stored", "unchanged": "Reports unchanged (not stored again)",
+                  "findings_created": "Findings created", "findings_resolved": "Findings resolved"}
 # Bumped when a builder's canonical data changes shape, so the next report is stored
 # even if the tenant did not change.
 FINGERPRINT_VERSION = 1
@@ -142,12 +145,15 @@ def headline(report: StoredReport) -> str:
     """One line for lists: what the report says, in counts."""
     s = report.summary or {}
     if report.report_type == "permission_posture":
-        text = f"{s.get('granted_count', 0)} of {s.get('required_count', 0)} required permissions granted"
+        text = ngettext("%(granted)s of %(num)d required permission granted",
+                        "%(granted)s of %(num)d required permissions granted", s.get("required_count", 0),
+                        granted=s.get("granted_count", 0))
         missing = s.get("missing_count", 0)
         return text + (f" · {missing} missing" if missing else " · none missing")
     if report.report_type == "entra_admin_roles":
         n, roles = s.get("assignment_count", 0), s.get("role_count", 0)
-        return f"{n} role assignment{'s' if n != 1 else ''} across {roles} role{'s' if roles != 1 else ''}"
+        return (ngettext("%(num)d role assignment", "%(num)d role assignments", n) + " "
+                + ngettext("across %(num)d role", "across %(num)d roles", roles))
     return report.report_type
 
 

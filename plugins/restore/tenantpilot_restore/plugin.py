@@ -19,6 +19,7 @@ def tenantpilot_register_control_keys(app):
         label="Restore execution",
         operation_types=(service.EXECUTE_KEY,),
         surfaces=("admin.restore_runs",),
+        surface_labels={"admin.restore_runs": "Restore runs tab of each tenant (tenant plane)"},
     )
 
 
@@ -28,12 +29,15 @@ def tenantpilot_register_operation_types(app):
         OperationType(
             key=service.EXECUTE_KEY, label=service.EXECUTE_LABEL, execute_tenant=service.execute_tenant,
             summary_keys=("applied", "unchanged", "items_failed"), partial_failure_key="items_failed",
+            summary_labels={"items": "Items to restore", "applied": "Items applied", "unchanged": "Items unchanged",
+                            "items_failed": "Items failed"},
             tenant_capabilities=service.EXECUTE_CAPABILITIES, control_key=service.EXECUTE_KEY,
             scopes=("single_tenant",),
         ),
         OperationType(
             key=service.CAPTURE_KEY, label=service.CAPTURE_LABEL, execute_tenant=service.capture_tenant,
             tenant_capabilities=("tenant.manage",), scopes=("single_tenant",),
+            summary_labels={"items": "Policies captured"},
         ),
     ]
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import ngettext
 from sqlalchemy import bindparam, func, insert, select, update
 
 from tenantpilot import audit, controls, providers, seam
@@ -173,7 +174,8 @@ def safety_checks(tenant: Tenant, backup: BackupSet, items: list[BackupItem]) ->
     checks = [Check("tenant_active", "Tenant is active", "ok" if tenant.status == "active" else "fail",
                     "Active." if tenant.status == "active" else "Archived tenants cannot be restored.")]
     checks.append(Check("items_selected", "Items selected", "ok" if items else "fail",
-                        f"{len(items)} of {backup.item_count} item(s) selected." if items else "Choose at least one item."))
+                        ngettext("%(selected)s of %(num)d item selected.", "%(selected)s of %(num)d items selected.",
+                                 backup.item_count, selected=len(items)) if items else "Choose at least one item."))
     provider = providers.provider_for(tenant.id)
     if provider is None:
         checks.append(Check("provider_connection", "Provider connection", "fail",
@@ -194,13 +196,16 @@ def safety_checks(tenant: Tenant, backup: BackupSet, items: list[BackupItem]) ->
                             else "Every selected policy type can be restored."))
     age = utcnow() - backup.created_at
     checks.append(Check("backup_age", "Backup age", "warn" if age > timedelta(days=STALE_BACKUP_DAYS) else "ok",
-                        f"Taken {age.days} day(s) ago." + (" Settings changed since then will be overwritten."
+                        ngettext("Taken %(num)d day ago.", "Taken %(num)d days ago.", age.days)
+                        + (" Settings changed since then will be overwritten."
                                                            if age > timedelta(days=STALE_BACKUP_DAYS) else "")))
     active = db.session.scalar(
         select(func.count()).select_from(RestoreRun).join(OperationRun, OperationRun.id == RestoreRun.operation_run_id)
         .where(RestoreRun.tenant_id == tenant.id, OperationRun.status.in_(("queued", "running"))))
     checks.append(Check("no_active_restore", "No restore in progress", "warn" if active else "ok",
-                        f"{active} restore(s) of this tenant are still running." if active else "None running."))
+                        ngettext("%(num)d restore of this tenant is still running.",
+                                 "%(num)d restores of this tenant are still running.", active)
+                        if active else "None running."))
     decision = controls.evaluate(EXECUTE_KEY, tenant.workspace_id)
     checks.append(Check("restore_control", "Restore execution enabled", "warn" if decision.paused else "ok",
                         _sentence("Restore execution is currently paused. " + (decision.reason or ""))
@@ -237,7 +242,8 @@ def record_dry_run(tenant: Tenant, backup: BackupSet, items: list[BackupItem], s
          "message": r.error} for r in rows])
     audit.record("restore.dry_run_recorded", actor=Actor.human(user), workspace_id=tenant.workspace_id,
                  tenant_id=tenant.id, target=("restore_run", rr.id, f"Dry run #{rr.id}"),
-                 summary=f"Restore dry run of backup set #{backup.id} ({len(items)} item(s))",
+                 summary=ngettext("Restore dry run of backup set #%(backup)s (%(num)d item)",
+                                  "Restore dry run of backup set #%(backup)s (%(num)d items)", len(items), backup=backup.id),
                  metadata={"restore_run_id": rr.id, "backup_set_id": backup.id, "selected_item_count": len(items),
                            "would_change": sum(r.action in ("create", "update") for r in rows)},
                  commit=False)
@@ -265,7 +271,9 @@ def start_restore(tenant: Tenant, backup: BackupSet, items: list[BackupItem], sc
              "preview_action": "unknown", "preview_changes": [], "result": "pending"} for i in items])
         audit.record("restore.execution_started", actor=actor, workspace_id=tenant.workspace_id, tenant_id=tenant.id,
                      target=("restore_run", rr.id, f"Restore #{rr.id}"),
-                     summary=f"Restore of backup set #{backup.id} started ({len(items)} item(s))",
+                     summary=ngettext("Restore of backup set #%(backup)s started (%(num)d item)",
+                                      "Restore of backup set #%(backup)s started (%(num)d items)", len(items),
+                                      backup=backup.id),
                      metadata={"restore_run_id": rr.id, "operation_run_id": run.id, "backup_set_id": backup.id,
                                "selected_item_count": len(items), "rerun_of": rerun_of.id if rerun_of else None},
                      commit=False)
@@ -325,7 +333,8 @@ def execute_tenant(job: TenantJob) -> dict:
     summary = {"items": sum(counts.values()), "applied": counts.get("applied", 0),
                "unchanged": counts.get("unchanged", 0), "items_failed": counts.get("failed", 0)}
     if summary["items"] and summary["items_failed"] == summary["items"]:
-        raise TenantJobError("all_items_failed", f"None of the {summary['items']} item(s) could be restored.")
+        raise TenantJobError("all_items_failed", ngettext("The item could not be restored.",
+                                                          "None of the %(num)d items could be restored.", summary["items"]))
     return summary
 
 

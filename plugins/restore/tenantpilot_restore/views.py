@@ -11,6 +11,7 @@ anything: a dry run records the preview; "Execute restore" goes through the star
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
@@ -238,7 +239,8 @@ def create(tenant_id: int):
         rr = service.record_dry_run(g.tenant, backup, items, form.scope.data, current_user)
         target = url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id)
         idempotency.remember(key, target)
-        flash(f"Dry run #{rr.id} recorded: {len(items)} item(s) previewed.", "info")
+        flash(ngettext("Dry run #%(run)s recorded: %(num)d item previewed.",
+                       "Dry run #%(run)s recorded: %(num)d items previewed.", len(items), run=rr.id), "info")
         return redirect(target)
     result, rr = service.start_restore(g.tenant, backup, items, form.scope.data, current_user)
     if result.ok and rr is not None:

@@ -110,7 +110,7 @@ def test_capture_preview_dry_run_and_restore_in_the_browser(app, world, tmp_path
         assert drift(app, tenant_a, 2) == 2
         checks = wizard_to_confirm(page, backup_id)
         assert set(checks.values()) == {"ok"}, checks
-        assert page.inner_text("[data-preview-summary]").startswith("2 of 7 item(s) will change")
+        assert page.inner_text("[data-preview-summary]").startswith("2 of 7 items will change")
         updated = page.locator("details.preview-item[data-action=update]")
         assert updated.count() == 2
         assert updated.first.locator(".badge").inner_text() == "Will be updated"

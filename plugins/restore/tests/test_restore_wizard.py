@@ -73,7 +73,7 @@ def test_wizard_end_to_end_dry_run_changes_nothing_and_execute_restores_the_back
                         data={"csrf_token": token(client), "backup_set_id": backup.id, "scope": "all"})
     html = step4.get_data(as_text=True)
     assert step4.status_code == 200
-    assert "3 of 7 item(s) will change; 4 already match the backup." in html
+    assert "3 of 7 items will change; 4 already match the backup." in html
     assert html.count('data-action="update"') == 3
     assert "Edited outside TenantPilot" in html  # the diff shows the current value
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
+from flask_babel import ngettext
 
 from tenantpilot import hookimpl
 from tenantpilot.api import EventFamily, OperationType, ScheduledJob, TenantPage
@@ -28,6 +29,8 @@ def tenantpilot_register_operation_types(app):
     return OperationType(
         key=service.KEY, label=service.LABEL, execute_tenant=service.generate,
         summary_keys=("findings", "operation_runs", "stored_reports"),
+        summary_labels={"items": "Rows in the pack", "findings": "Findings", "operation_runs": "Operation runs",
+                        "stored_reports": "Stored reports"},
         tenant_capabilities=(service.CAPABILITY,), scopes=("single_tenant",),
     )
 
@@ -69,7 +72,8 @@ def review_packs_cli():
 @with_appcontext
 def prune_command():
     """Delete expired review packs and their files (the scheduler does this daily)."""
-    click.echo(f"Deleted {service.prune(actor_name='CLI')} expired review pack(s).")
+    deleted = service.prune(actor_name="CLI")
+    click.echo(ngettext("Deleted %(num)d expired review pack.", "Deleted %(num)d expired review packs.", deleted))
 
 
 @hookimpl

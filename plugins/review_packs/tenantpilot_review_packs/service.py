@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import ngettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 
@@ -322,7 +323,8 @@ def prune(now=None, actor_name: str = "Scheduler") -> int:
         # Platform-plane housekeeping event: a count only, no names, paths or tokens.
         audit.record("review_packs.pruned", actor=Actor.system(actor_name),
                      target=("review_pack", None, "Expired review packs"),
-                     summary=f"Deleted {deleted} expired review pack(s)", metadata={"deleted": deleted})
+                     summary=ngettext("Deleted %(num)d expired review pack", "Deleted %(num)d expired review packs",
+                                      deleted), metadata={"deleted": deleted})
     return deleted
 
 

@@ -184,7 +184,7 @@ def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app,
     second = generated(app, client, tenant, drain)
     expire(app, second.id)
     result = app.test_cli_runner().invoke(args=["review-packs", "prune"])
-    assert result.exit_code == 0 and result.output.strip() == "Deleted 1 expired review pack(s)."
+    assert result.exit_code == 0 and result.output.strip() == "Deleted 1 expired review pack."
     assert packs(app) == []
 
 
