@@ -67,8 +67,22 @@ def test_the_canary_all_tenants_confirm_requires_a_reason(app, factory, ops):
     assert audit_rows(app, "platform.ops.runbooks.start") == []
 
 
+def _legacy_findings(app, tenant_ids):
+    """Findings the backfill runbook has work on (open, no lifecycle dates)."""
+    from sqlalchemy import insert
+    from tenantpilot_findings.models import Finding
+
+    from tenantpilot.timeutil import utcnow
+
+    with app.app_context():
+        db.session.execute(insert(Finding), [
+            {"tenant_id": t, "type": "compliance", "severity": "medium", "status": "open", "title": "Legacy",
+             "created_at": utcnow()} for t in tenant_ids])
+        db.session.commit()
+
+
 def test_the_paused_message_appears_once_on_a_blocked_confirm(app, factory, ops):
-    factory.tenants(factory.workspace(), 2)
+    _legacy_findings(app, factory.tenants(factory.workspace(), 2))
     client = signed_in(app)
     location, body = _confirm_page(client, BACKFILL)
     with app.app_context():
