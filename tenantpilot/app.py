@@ -33,6 +33,7 @@ class TenantPilotState:
     embedded: bool
     worker_thread: Any = None
     scheduler_thread: Any = None
+    telemetry_errors: int = 0  # this process's telemetry recording failures (also in Redis)
 
 
 def _sqlite_engine_events(app: Flask) -> None:
@@ -90,6 +91,7 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
     db.init_app(app)
     _sqlite_engine_events(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    _db_commands(app)
     csrf.init_app(app)
     login_manager.init_app(app)
     app.session_interface = PlaneSessionInterface()
@@ -130,17 +132,24 @@ def _alembic_version_locations(config):
 migrate.configure(_alembic_version_locations)  # once: the Migrate object is shared by all apps
 
 
-def _upgrade_all_heads_by_default() -> None:
+def _db_commands(app: Flask) -> None:
     """Each plugin with tables ships its own Alembic branch, so there are several heads;
-    `flask db upgrade` (SPEC 10) must build them all, as `flask db upgrade heads` does."""
-    from flask_migrate.cli import upgrade
+    `flask db upgrade` (SPEC 10) must build them all, as `flask db upgrade heads` does.
+    This app's `db` group is a copy of Flask-Migrate's whose `upgrade` defaults to
+    "heads"; the library's own commands are left as they are."""
+    import copy
 
+    from flask_migrate.cli import db as library_db
+    from flask_migrate.cli import upgrade as library_upgrade
+
+    upgrade = copy.copy(library_upgrade)
+    upgrade.params = [copy.copy(p) for p in library_upgrade.params]
     for param in upgrade.params:
         if param.name == "revision":
             param.default = "heads"
-
-
-_upgrade_all_heads_by_default()
+    group = copy.copy(library_db)  # keeps its options and callback (they set g.directory)
+    group.commands = {**library_db.commands, "upgrade": upgrade}
+    app.cli.add_command(group, name="db")
 
 
 def _templates(app: Flask, pm) -> None:
@@ -193,14 +202,15 @@ def _blueprints(app: Flask, pm) -> None:
             for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
                 app.register_blueprint(bp, url_prefix=prefix + (bp.url_prefix or ""))
 
-    @login_manager.unauthorized_handler
-    def unauthorized():
-        plane = current_plane() or "admin"
-        if request.headers.get("HX-Request"):
-            return "Signed out", 401, {"HX-Redirect": url_for(f"{plane}.login")}
-        # full_path always ends in "?" when there is no query string: drop it.
-        next_url = request.full_path.rstrip("?") if request.method == "GET" else None
-        return redirect(url_for(f"{plane}.login", next=next_url))
+
+@login_manager.unauthorized_handler  # once, at import: it reads the request, not an app
+def _unauthorized():
+    plane = current_plane() or "admin"
+    if request.headers.get("HX-Request"):
+        return "Signed out", 401, {"HX-Redirect": url_for(f"{plane}.login")}
+    # full_path always ends in "?" when there is no query string: drop it.
+    next_url = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for(f"{plane}.login", next=next_url))
 
 
 def _rate_limits(app: Flask) -> None:

@@ -23,11 +23,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "INFO") -> None:
-    root = logging.getLogger("tenantpilot")
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+    """JSON lines on stderr for the ``tenantpilot`` loggers, unless the host process has
+    configured logging itself (a root handler: gunicorn's --log-config, pytest): then our
+    records just propagate to it, so nothing is printed twice and nothing is hidden."""
+    ours = logging.getLogger("tenantpilot")
+    ours.setLevel(level)
+    if logging.getLogger().handlers or any(isinstance(h.formatter, JsonFormatter) for h in ours.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+    ours.addHandler(handler)
+    ours.propagate = False  # the root has no handler: propagating would reach only lastResort

@@ -35,7 +35,6 @@ log = logging.getLogger("tenantpilot.telemetry")
 SPOOL_KIND = "telemetry"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._:+/-]{1,120}$")
 PRUNE_BATCH = 10_000
-_errors = 0  # recording failures in this process (also counted in Redis, see _count_error)
 
 
 class TelemetryError(ValueError):
@@ -169,12 +168,11 @@ def replay_spool() -> int:
 
 
 def _count_error(event_name: str, exc: Exception) -> None:
-    global _errors
-    _errors += 1
     log.error("telemetry event not recorded", extra={"event": str(event_name)[:120], "error": type(exc).__name__,
                                                       "reason": str(exc)[:200]})
     try:
         state = current_app.extensions["tenantpilot"]
+        state.telemetry_errors += 1
         state.redis.incr(f"{current_app.config['TENANTPILOT_QUEUE_PREFIX']}:telemetry:errors")
     except Exception:
         pass  # the log line above is the record of last resort
@@ -187,7 +185,7 @@ def error_count() -> int:
         value = state.redis.get(f"{current_app.config['TENANTPILOT_QUEUE_PREFIX']}:telemetry:errors")
         return int(value or 0)
     except Exception:
-        return _errors
+        return current_app.extensions["tenantpilot"].telemetry_errors
 
 
 # --- reading --------------------------------------------------------------------------
