@@ -435,10 +435,3 @@ def abort(run_id: int, reason_code: str, message: str) -> None:
     db.session.flush()
     _transition(run_id, None, ("pending", "running"), "failed", None, reason_code, message)
     _account_locked(run_id)
-
-
-def pending_count(run_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(OperationRunTenant)
-        .where(OperationRunTenant.run_id == run_id, OperationRunTenant.status == "pending")
-    )

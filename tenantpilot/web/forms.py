@@ -34,10 +34,6 @@ class EmptyForm(SafeForm):
     """A POST that carries only its CSRF token (logout, stop, switch)."""
 
 
-class WorkspaceForm(SafeForm):
-    workspace_id = SelectField("Workspace", coerce=coerce_id)
-
-
 class PreflightForm(SafeForm):
     """Scope of a runbook preflight. Workspace and tenant are required only for their kind."""
 

@@ -29,7 +29,8 @@ DRIFT_TOLERANCE = 0.10
 PAGE_SIZE = 50
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 RUN_STATUSES = ("queued", "running", "completed")
-OUTCOMES = ("pending", "succeeded", "partially_succeeded", "failed", "blocked", "cancelled")
+# A blocked start creates no run (SPEC 4), so "blocked" is never a run's outcome.
+OUTCOMES = ("pending", "succeeded", "partially_succeeded", "failed", "cancelled")
 
 
 def registry():
