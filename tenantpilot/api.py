@@ -139,8 +139,8 @@ class OperationType:
 class Runbook:
     """A safe, repeatable maintenance operation across tenants (SPEC 3).
 
-    preflight(scope: dict) -> dict with at least affected_count, total_count,
-    estimated_tenants; read-only. execute_tenant as for OperationType.
+    preflight(scope: dict) -> dict with at least affected_count (items to change; 0: nothing
+    to start), total_count (items scanned), estimated_tenants (tenants with work); read-only. execute_tenant as for OperationType.
     """
 
     key: str

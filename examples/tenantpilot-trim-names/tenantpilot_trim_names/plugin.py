@@ -25,7 +25,8 @@ def preflight(scope) -> dict:
     """Read-only: how many tenants in the scope have a name that needs trimming."""
     total = _count_in_scope(scope)
     affected = _count_in_scope(scope, Tenant.name != func.trim(Tenant.name))
-    return {"affected_count": affected, "total_count": total, "estimated_tenants": total}
+    # Each tenant with work is one item: the tenants with work are the affected ones.
+    return {"affected_count": affected, "total_count": total, "estimated_tenants": affected}
 
 
 def execute_tenant(job: TenantJob) -> dict:
