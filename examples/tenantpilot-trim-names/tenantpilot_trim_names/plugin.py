@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from tenantpilot import hookimpl
 from tenantpilot.api import ControlKey, Runbook, TenantJob, TenantJobError
-from tenantpilot.extensions import db
-from tenantpilot.models import Tenant
+from tenantpilot.sdk import Tenant, db, hookimpl
 
 KEY = "tenants.names.trim"
 

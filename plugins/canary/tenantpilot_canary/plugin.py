@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from tenantpilot import hookimpl
 from tenantpilot.api import Runbook, TenantJob
-from tenantpilot.extensions import db
-from tenantpilot.models import Tenant
+from tenantpilot.sdk import Tenant, db, hookimpl
 
 
 def preflight(scope: dict) -> dict:

@@ -41,9 +41,7 @@ from flask import current_app
 from sqlalchemy import and_, case, func, literal_column, or_, select, union, update
 
 from tenantpilot.api import TenantJob
-from tenantpilot.extensions import db
-from tenantpilot.models import Tenant
-from tenantpilot.timeutil import utcnow
+from tenantpilot.sdk import Tenant, db, utcnow
 
 from .models import LEGACY_STATUSES, OPEN_STATUSES, Finding
 from .sla import add_days, sla_days

@@ -5,13 +5,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tenantpilot import seam
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.models import Tenant
-from tenantpilot.queue import drain_embedded
-from tenantpilot.runs import Scope
-
+from tenantpilot.sdk import Actor, Scope, Tenant, db, finish_embedded_jobs, start_operation
 from .backfill import KEY
 from .views import start_message
 
@@ -36,7 +30,7 @@ def backfill_lifecycle(ctx, tenant_id):
     if tenant.status != "active":
         click.echo(f"Error: tenant {tenant_id} is {tenant.status}; nothing was started.", err=True)
         ctx.exit(EXIT_NOT_FOUND)
-    result = seam.start(KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=Actor.system("CLI"),
+    result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=Actor.system("CLI"),
                         source="cli")
     if result.status == "blocked":
         click.echo(result.extra.get("title"))
@@ -46,4 +40,4 @@ def backfill_lifecycle(ctx, tenant_id):
         click.echo(f"Error: {result.message}", err=True)
         ctx.exit(EXIT_NOT_FOUND if result.status == "not_found" else 1)
     click.echo(start_message(result))
-    drain_embedded(current_app._get_current_object())  # embedded mode: finish before exiting
+    finish_embedded_jobs(current_app._get_current_object())  # embedded mode: finish before exiting

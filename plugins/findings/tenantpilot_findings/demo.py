@@ -9,10 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import Tenant
-from tenantpilot.timeutil import utcnow
-
+from tenantpilot.sdk import Tenant, db, utcnow
 from .models import Finding
 from .sla import DEFAULT_SLA_DAYS
 

@@ -5,9 +5,8 @@ from datetime import datetime
 
 from sqlalchemy import Index
 from sqlalchemy.orm import Mapped, mapped_column
+from tenantpilot.sdk import db, utcnow
 
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
 
 TYPES = ("drift", "permission", "compliance")
 SEVERITIES = ("critical", "high", "medium", "low")

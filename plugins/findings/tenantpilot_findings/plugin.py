@@ -3,9 +3,8 @@ page (a "Findings" tab on every tenant page), and the "Findings lifecycle backfi
 demo data."""
 from __future__ import annotations
 
-from tenantpilot import hookimpl
 from tenantpilot.api import ControlKey, Runbook, TenantPage
-from tenantpilot.extensions import db
+from tenantpilot.sdk import db, hookimpl
 
 from . import backfill
 from . import models  # noqa: F401  (puts the findings table on the shared metadata)

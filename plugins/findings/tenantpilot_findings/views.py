@@ -6,15 +6,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import exists, func, select
 
-from tenantpilot import controls, seam
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
-from tenantpilot.planes import tenant_required
-from tenantpilot.runs import Scope
-from tenantpilot.timeutil import utcnow
-from tenantpilot.web.inputs import parse_int
-
+from tenantpilot.sdk import (Actor, OperationRun, Scope, db, evaluate_control, parse_int, start_operation, tenant_required, utcnow)
 from .backfill import KEY
 from .models import ALL_STATUSES, LEGACY_STATUSES, SEVERITIES, TYPES, Finding
 from .sla import sla_days
@@ -106,7 +98,7 @@ def _render(tenant_id: int, *, feedback=None, status: int = 200):
         "tenantpilot_findings/findings.html",
         tenant=tenant, membership=membership, findings=rows, total=total, filters=chosen,
         choices=FILTERS, legacy=LEGACY_STATUSES, errors=errors, older=older, newer=newer,
-        can_backfill=can_backfill, decision=controls.evaluate(KEY, tenant.workspace_id) if can_backfill else None,
+        can_backfill=can_backfill, decision=evaluate_control(KEY, tenant.workspace_id) if can_backfill else None,
         feedback=feedback, last_backfill=last_backfill, action_label="Backfill findings lifecycle",
         severity_badge=SEVERITY_BADGE, status_badge=STATUS_BADGE, now=utcnow(),
     )
@@ -125,7 +117,7 @@ def backfill(tenant_id: int):
     """Start the backfill for this tenant through the start seam. The seam checks the
     membership and `tenant.manage` again (403 for an operator, before any pause), then
     the control: a pause answers 409 with the paused message and creates nothing."""
-    result = seam.start(KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=Actor.human(current_user),
+    result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=Actor.human(current_user),
                         source="tenant_ui")
     if result.status in ("forbidden", "not_found"):
         abort(result.http_status)

@@ -1,8 +1,8 @@
 """Registers the Microsoft Graph provider (entry point ``microsoft_graph``)."""
 from __future__ import annotations
 
-from tenantpilot import hookimpl
 from tenantpilot.api import Provider, ProviderField
+from tenantpilot.sdk import hookimpl
 
 from .client import POLICY_TYPES, build_client
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import Membership, User, Workspace
-
+from tenantpilot.sdk import Membership, User, Workspace, db
 from . import service
 
 

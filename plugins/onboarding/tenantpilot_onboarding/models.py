@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from tenantpilot.sdk import db, utcnow
 
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
 
 # A draft is "open" until it is activated; only open drafts reserve their GUID (the
 # tenant, once created, holds it through the tenants table's own unique constraint).

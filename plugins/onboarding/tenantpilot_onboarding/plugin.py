@@ -2,8 +2,8 @@
 tenant through identify → connect_provider → verify_access → ready_for_activation →
 activated, its "Verify tenant access" operation type, and the "Onboarding checkpoints"
 telemetry family whose only source is that wizard."""
-from tenantpilot import hookimpl
 from tenantpilot.api import EventFamily, OperationType
+from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the onboarding table on the shared metadata)
 from . import service
@@ -49,7 +49,7 @@ def tenantpilot_seed_demo(app):
     """Demo telemetry: a realistic spread of this family's events over 90 days (tenant-
     linked checkpoints only, each with the lifecycle state it leads to), and one open
     pre-tenant draft to continue in the wizard."""
-    from tenantpilot import telemetry
+    from tenantpilot.sdk import start_operation
 
     linked = CHECKPOINTS[1:]  # identify happens before a tenant exists: never recorded
 
@@ -57,7 +57,7 @@ def tenantpilot_seed_demo(app):
         checkpoint = rng.choice(linked)
         return {"checkpoint_key": checkpoint, "lifecycle_state": service.LIFECYCLE[checkpoint]}
 
-    telemetry.seed_demo_events(service.EVENT, metadata, 160)
+    seed_demo_events(service.EVENT, metadata, 160)
     from . import demo
 
     demo.seed()

@@ -21,13 +21,9 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tenantpilot import audit, providers, seam, telemetry
-from tenantpilot.actors import Actor
 from tenantpilot.api import ProviderError, TenantJob, TenantJobError
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, Tenant, User
-from tenantpilot.runs import Scope
-from tenantpilot.timeutil import utcnow
+from tenantpilot.sdk import (Actor, OperationRun, Scope, Tenant, User, db, provider_client, provider_connection, record_audit, record_event,
+                             save_provider_connection, start_operation, utcnow)
 
 from .models import OnboardingDraft
 
@@ -149,7 +145,7 @@ def _transition(draft: OnboardingDraft, checkpoint: str, user_id: int | None, no
 
 
 def _audit_transition(draft: OnboardingDraft, checkpoint: str, actor: Actor, tenant_id: int | None) -> None:
-    audit.record(
+    record_audit(
         "onboarding.checkpoint_completed", actor=actor, workspace_id=draft.workspace_id, tenant_id=tenant_id,
         target=("onboarding_draft", draft.id, draft.display_name),
         summary=f"Onboarding checkpoint completed: {STEP_LABELS[checkpoint]}",
@@ -166,7 +162,7 @@ def _record(draft_id: int, workspace_id: int, tenant_id: int | None, user_id: in
     if tenant_id is None or user_id is None:
         return False
     try:
-        return telemetry.record(
+        return record_event(
             EVENT, workspace_id=workspace_id, tenant_id=tenant_id, user_id=user_id,
             subject_type=SUBJECT_TYPE, subject_id=str(draft_id), occurred_at=completed_at,
             metadata={"checkpoint_key": checkpoint, "lifecycle_state": LIFECYCLE[checkpoint],
@@ -214,7 +210,7 @@ def update_identity(draft: OnboardingDraft, display_name: str, guid: str, user) 
     if result.rowcount != 1:
         db.session.rollback()
         return "locked"
-    audit.record("onboarding.draft_updated", actor=Actor.human(user), workspace_id=draft.workspace_id,
+    record_audit("onboarding.draft_updated", actor=Actor.human(user), workspace_id=draft.workspace_id,
                  target=("onboarding_draft", draft.id, display_name),
                  summary="Onboarding draft details updated", metadata={"draft_id": draft.id, "changed": changed},
                  commit=False)
@@ -249,7 +245,7 @@ def connect_provider(draft: OnboardingDraft, provider, values: dict, user) -> st
                                               OnboardingDraft.checkpoint == "connect_provider")
                 .values(provider=provider.name, verification=None, verification_run_id=None, updated_at=now,
                         updated_by_user_id=user.id).execution_options(synchronize_session=False))
-            providers.save_connection(draft.tenant, provider, values, actor)  # commits both
+            save_provider_connection(draft.tenant, provider, values, actor)  # commits both
         except Exception:
             db.session.rollback()
             raise
@@ -275,7 +271,7 @@ def connect_provider(draft: OnboardingDraft, provider, values: dict, user) -> st
         tenant_id = tenant.id
         # save_connection flushes the connection, audits it and commits: tenant,
         # connection, draft and both audit rows land together or not at all.
-        providers.save_connection(tenant, provider, values, actor)
+        save_provider_connection(tenant, provider, values, actor)
     except IntegrityError:
         db.session.rollback()
         return "guid_taken"
@@ -296,7 +292,7 @@ def start_verification(draft: OnboardingDraft, user):
                            .values(verification_run_id=run.id, verification=None)
                            .execution_options(synchronize_session=False))
 
-    result = seam.start(VERIFY_KEY, scope=Scope("single_tenant", tenant_id=draft.tenant_id), actor=Actor.human(user),
+    result = start_operation(VERIFY_KEY, scope=Scope("single_tenant", tenant_id=draft.tenant_id), actor=Actor.human(user),
                         source="tenant_ui", identity_inputs={"draft_id": draft_id}, context={"draft_id": draft_id},
                         attach=attach)
     db.session.expire_all()  # attach wrote behind the ORM's back
@@ -315,7 +311,7 @@ def execute_verification(job: TenantJob) -> dict:
     if draft.verification_run_id != job.run_id:
         raise TenantJobError("superseded", "The connection changed after this verification was started.")
     try:
-        client = providers.client_for(job.tenant_id)
+        client = provider_client(job.tenant_id)
         granted = set(client.granted_permissions())
         roles = client.directory_role_assignments()
     except ProviderError as exc:
@@ -328,7 +324,7 @@ def execute_verification(job: TenantJob) -> dict:
         "granted_count": len(granted), "role_assignment_count": len(roles),
         "roles": sorted({r.role for r in roles}), "run_id": job.run_id, "checked_at": now.isoformat(),
     }
-    conn = providers.connection_for(job.tenant_id)
+    conn = provider_connection(job.tenant_id)
     if conn is not None:  # the provider answered: the connection works
         conn.health, conn.last_error_code, conn.last_error_message, conn.last_checked_at = "healthy", None, None, now
     return {"processed": 1, "permissions_granted": len(granted & set(required)), "permissions_missing": len(missing),

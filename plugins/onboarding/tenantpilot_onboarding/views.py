@@ -14,12 +14,8 @@ from sqlalchemy import select
 from wtforms import BooleanField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
-from tenantpilot import providers
-from tenantpilot.extensions import db
-from tenantpilot.models import Membership, Workspace
-from tenantpilot.timeutil import utcnow
-from tenantpilot.web.inputs import SafeForm, form_text
-
+from tenantpilot.sdk import (Membership, SafeForm, Workspace, db, form_text, provider_connection, registered_providers, utcnow,
+                             validate_provider_settings)
 from . import service
 from .models import OnboardingDraft
 
@@ -183,10 +179,10 @@ def _helpers() -> dict:
 
 def _render(draft: OnboardingDraft, *, status=200, chosen=None, values=None, errors=None, ready_form=None,
             activate_form=None):
-    registered = providers.registered()
+    registered = registered_providers()
     chosen = chosen if chosen in registered else (draft.provider if draft.provider in registered
                                                   else next(iter(registered), None))
-    conn = providers.connection_for(draft.tenant_id) if draft.tenant_id else None
+    conn = provider_connection(draft.tenant_id) if draft.tenant_id else None
     if values is None:
         values = dict(conn.settings or {}) if conn is not None and conn.provider == chosen else {}
         provider = registered.get(chosen)
@@ -226,12 +222,12 @@ def connect(draft_id: int):
     _csrf_or_400()
     if service.reached(d, "verify_access"):
         abort(400, "Access was verified with the current connection; change it on the tenant's Provider tab.")
-    provider = providers.registered().get(form_text("provider"))
+    provider = registered_providers().get(form_text("provider"))
     if provider is None:
         return _render(d, errors={"provider": "Choose one of the installed providers."}, status=400)
     values = {f.name: form_text(f.name) for f in provider.fields}
-    errors = providers.validate_settings(provider, values)
-    conn = providers.connection_for(d.tenant_id) if d.tenant_id else None
+    errors = validate_provider_settings(provider, values)
+    conn = provider_connection(d.tenant_id) if d.tenant_id else None
     if conn is not None and conn.provider == provider.name and conn.secret_ref:
         for f in provider.fields:  # a blank secret reference keeps the stored one
             if f.kind == "secret_ref" and errors.get(f.name, "").endswith("is required."):

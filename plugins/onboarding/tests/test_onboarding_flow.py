@@ -338,7 +338,7 @@ def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatc
     monkeypatch.setattr(telemetry, "write", real_write)
 
     # Even a recorder that broke its never-raise contract (the seam's own event is left alone).
-    monkeypatch.setattr(service, "telemetry", type("Broken", (), {"record": staticmethod(broken)}))
+    monkeypatch.setattr(service, "record_event", broken)
     verify(app, client, draft_id, drain)
     assert post(client, draft_id, "ready").status_code == 302
     assert draft_row(app, draft_id).checkpoint == "ready_for_activation"

@@ -7,9 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import JSON, Index
 from sqlalchemy.orm import Mapped, mapped_column
+from tenantpilot.sdk import db, utcnow
 
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
 
 
 class StoredReport(db.Model):

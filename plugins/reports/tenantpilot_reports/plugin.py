@@ -4,8 +4,8 @@ migration branch), the tenant's Reports tab with the report detail, and the
 "Stored reports" telemetry family whose only source is a report stored by a person's run."""
 from __future__ import annotations
 
-from tenantpilot import hookimpl
 from tenantpilot.api import EventFamily, OperationType, TenantPage
+from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the stored_reports table on the shared metadata)
 from . import service
@@ -50,9 +50,9 @@ def tenantpilot_seed_demo(app):
     family's telemetry events over 90 days."""
     from sqlalchemy import select
 
-    from tenantpilot import telemetry
-    from tenantpilot.extensions import db
-    from tenantpilot.models import ProviderConnection, Tenant
+    from tenantpilot.sdk import start_operation
+    from tenantpilot.sdk import db
+    from tenantpilot.sdk import ProviderConnection, Tenant
 
     tenant_ids = db.session.scalars(
         select(Tenant.id).join(ProviderConnection, ProviderConnection.tenant_id == Tenant.id)
@@ -61,5 +61,5 @@ def tenantpilot_seed_demo(app):
         for report_type in service.REPORT_TYPES:
             service.store_demo_report(tenant_id, report_type)
     db.session.commit()
-    telemetry.seed_demo_events(service.EVENT, lambda rng: {"report_type": rng.choice(tuple(service.REPORT_TYPES))},
+    seed_demo_events(service.EVENT, lambda rng: {"report_type": rng.choice(tuple(service.REPORT_TYPES))},
                                260)

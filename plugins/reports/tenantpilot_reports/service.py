@@ -2,7 +2,7 @@
 
 "Generate permission posture report" and "Generate Entra admin roles report" start an
 operation run through the start seam. Its executor asks the tenant's provider
-(``tenantpilot.providers.client_for``) for data, builds a summary (counts and names of
+(``tenantpilot.sdk.provider_client``) for data, builds a summary (counts and names of
 permissions / roles; never principals) and stores a ``StoredReport`` unless the data's
 fingerprint equals the tenant's previous report of that type ("unchanged").
 
@@ -26,13 +26,8 @@ from flask import current_app
 from flask_babel import ngettext
 from sqlalchemy import insert, select, update
 
-from tenantpilot import providers, seam, telemetry
-from tenantpilot.actors import Actor
 from tenantpilot.api import ProviderClient, ProviderError, TenantJob, TenantJobError
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
-from tenantpilot.runs import Scope
-from tenantpilot.timeutil import utcnow
+from tenantpilot.sdk import Actor, OperationRun, Scope, db, provider_client, record_event, start_operation, utcnow
 
 from .models import StoredReport
 
@@ -239,7 +234,7 @@ def execute_report(job: TenantJob) -> dict:
         # A re-executed job (its worker died after the commit below): report and event exist.
         return {"stored": 1}
     try:
-        client = providers.client_for(job.tenant_id)
+        client = provider_client(job.tenant_id)
         summary, canonical, items = spec.build(client)
     except ProviderError as exc:
         raise TenantJobError(exc.reason_code, exc.message) from None
@@ -256,7 +251,7 @@ def execute_report(job: TenantJob) -> dict:
     db.session.flush()
     report_id = report.id
     # Committed here rather than by the ledger: the event must follow a committed report
-    # (SPEC 6), and telemetry.record commits its own transaction. The counts below are
+    # (SPEC 6), and record_event commits its own transaction. The counts below are
     # valid by construction, so the ledger cannot turn this tenant into a failure.
     db.session.commit()
     _record_created(job, spec, report_id)
@@ -267,7 +262,7 @@ def _record_created(job: TenantJob, spec: ReportType, report_id: int) -> None:
     initiator = job.context.get("initiator") or {}
     if initiator.get("type") != "human" or initiator.get("id") is None:
         return  # product usage is the customers': system and platform-staff runs record nothing
-    telemetry.record(EVENT, workspace_id=job.workspace_id, tenant_id=job.tenant_id,
+    record_event(EVENT, workspace_id=job.workspace_id, tenant_id=job.tenant_id,
                      user_id=initiator["id"],
                      subject_type="stored_report", subject_id=str(report_id),
                      metadata={"report_type": spec.key})
@@ -279,7 +274,7 @@ def start_report(tenant_id: int, report_type: str, actor: Actor, source: str = "
     """Start a report run through the start seam; returns its StartResult. A run of the
     same type already queued for the tenant is returned instead ("already queued")."""
     spec = REPORT_TYPES[report_type]
-    return seam.start(spec.operation_type, scope=Scope("single_tenant", tenant_id=tenant_id), actor=actor,
+    return start_operation(spec.operation_type, scope=Scope("single_tenant", tenant_id=tenant_id), actor=actor,
                       source=source, context={"report_type": report_type})
 
 
@@ -303,7 +298,7 @@ def store_demo_report(tenant_id: int, report_type: str) -> StoredReport | None:
     telemetry (the demo seeds this family's events itself). No commit."""
     spec = REPORT_TYPES[report_type]
     try:
-        summary, canonical, _ = spec.build(providers.client_for(tenant_id))
+        summary, canonical, _ = spec.build(provider_client(tenant_id))
     except ProviderError:
         return None
     report = StoredReport(tenant_id=tenant_id, report_type=report_type, summary=summary,

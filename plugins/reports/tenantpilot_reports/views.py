@@ -9,12 +9,7 @@ from werkzeug.routing import BuildError
 from flask_login import current_user
 from sqlalchemy import select
 
-from tenantpilot import providers
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.planes import tenant_required
-from tenantpilot.web.inputs import SafeForm, arg_int, form_text
-
+from tenantpilot.sdk import Actor, SafeForm, arg_int, db, form_text, provider_connection, tenant_required
 from . import service
 from .models import StoredReport
 
@@ -39,7 +34,7 @@ def reports(tenant_id: int):
         before=before, types=service.REPORT_TYPES, runs=runs, headline=service.headline,
         latest=service.latest_reports(tenant_id),
         active=any(r is not None and r.is_active for r in runs.values()),
-        connection=providers.connection_for(tenant_id),
+        connection=provider_connection(tenant_id),
         can_generate=service.CAPABILITY in g.membership.capabilities and g.tenant.status == "active")
 
 

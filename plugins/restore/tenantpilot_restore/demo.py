@@ -7,10 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import ProviderConnection, Tenant
-from tenantpilot.timeutil import utcnow
-
+from tenantpilot.sdk import ProviderConnection, Tenant, db, utcnow
 from .models import BackupItem
 from .service import snapshot
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from tenantpilot.sdk import db, utcnow
 
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
 
 
 class Policy(db.Model):

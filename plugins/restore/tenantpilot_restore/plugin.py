@@ -3,8 +3,8 @@ with the create wizard, and the "Restore execution" operational control that gat
 "Execute restore" (SPEC 4)."""
 from __future__ import annotations
 
-from tenantpilot import hookimpl
 from tenantpilot.api import ControlKey, OperationType, TenantPage
+from tenantpilot.sdk import hookimpl
 
 from . import models  # noqa: F401  (puts the restore tables on the shared metadata)
 from . import service

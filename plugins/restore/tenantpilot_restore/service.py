@@ -1,6 +1,6 @@
 """Backups and restores: capture, preview, safety checks, start and execution.
 
-Everything that talks to a vendor goes through ``tenantpilot.providers.client_for`` (the
+Everything that talks to a vendor goes through ``tenantpilot.sdk.provider_client`` (the
 provider boundary); everything that starts work goes through the start seam, so
 "Execute restore" meets the ``restore.execute`` control before any row, job or provider
 call exists.
@@ -17,14 +17,9 @@ from datetime import timedelta
 from flask_babel import ngettext
 from sqlalchemy import bindparam, func, insert, select, update
 
-from tenantpilot import audit, controls, providers, seam
-from tenantpilot.actors import Actor
 from tenantpilot.api import ProviderError, TenantJob, TenantJobError
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, Tenant
-from tenantpilot.runs import Scope
-from tenantpilot.sanitize import safe_message
-from tenantpilot.timeutil import utcnow
+from tenantpilot.sdk import (Actor, OperationRun, Scope, Tenant, db, evaluate_control, provider_client, provider_of, record_audit,
+                             safe_message, start_operation, utcnow)
 
 from .models import BackupItem, BackupSet, Policy, RestoreRun, RestoreRunItem
 
@@ -42,7 +37,7 @@ VALUE_LIMIT = 160  # characters of a value shown in a diff cell
 
 def _client(tenant_id: int):
     try:
-        return providers.client_for(tenant_id)
+        return provider_client(tenant_id)
     except ProviderError as exc:
         raise TenantJobError(exc.reason_code, exc.message) from None
 
@@ -50,7 +45,7 @@ def _client(tenant_id: int):
 def snapshot(tenant_id: int, *, name: str, run_id: int | None = None, created_by: str | None = None) -> BackupSet:
     """Read every policy of every type the tenant's provider supports into a new backup
     set (flushed, not committed). Upserts the policy inventory on the way."""
-    provider = providers.provider_for(tenant_id)
+    provider = provider_of(tenant_id)
     if provider is None:
         raise TenantJobError("not_connected", "This tenant has no provider connection.")
     client = _client(tenant_id)
@@ -92,7 +87,7 @@ def capture_tenant(job: TenantJob) -> dict:
 
 
 def start_capture(tenant_id: int, actor: Actor):
-    return seam.start(CAPTURE_KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=actor, source="tenant_ui")
+    return start_operation(CAPTURE_KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=actor, source="tenant_ui")
 
 
 # --- preview ---------------------------------------------------------------------------
@@ -140,7 +135,7 @@ class PreviewRow:
 def preview(tenant_id: int, items: list[BackupItem]) -> list[PreviewRow]:
     """Each item's backup payload against the provider's current state (reads only)."""
     try:
-        client = providers.client_for(tenant_id)
+        client = provider_client(tenant_id)
     except ProviderError as exc:
         return [PreviewRow(i, "unknown", [], exc.message) for i in items]
     rows = []
@@ -176,13 +171,13 @@ def safety_checks(tenant: Tenant, backup: BackupSet, items: list[BackupItem]) ->
     checks.append(Check("items_selected", "Items selected", "ok" if items else "fail",
                         ngettext("%(selected)s of %(num)d item selected.", "%(selected)s of %(num)d items selected.",
                                  backup.item_count, selected=len(items)) if items else "Choose at least one item."))
-    provider = providers.provider_for(tenant.id)
+    provider = provider_of(tenant.id)
     if provider is None:
         checks.append(Check("provider_connection", "Provider connection", "fail",
                             "This tenant has no provider connection. Set one up on the Provider tab."))
     else:
         try:
-            providers.client_for(tenant.id).granted_permissions()
+            provider_client(tenant.id).granted_permissions()
             db.session.commit()
             checks.append(Check("provider_connection", "Provider connection", "ok", f"{provider.label} answered."))
         except ProviderError as exc:
@@ -206,7 +201,7 @@ def safety_checks(tenant: Tenant, backup: BackupSet, items: list[BackupItem]) ->
                         ngettext("%(num)d restore of this tenant is still running.",
                                  "%(num)d restores of this tenant are still running.", active)
                         if active else "None running."))
-    decision = controls.evaluate(EXECUTE_KEY, tenant.workspace_id)
+    decision = evaluate_control(EXECUTE_KEY, tenant.workspace_id)
     checks.append(Check("restore_control", "Restore execution enabled", "warn" if decision.paused else "ok",
                         _sentence("Restore execution is currently paused. " + (decision.reason or ""))
                         + " You can still record a dry run."
@@ -240,7 +235,7 @@ def record_dry_run(tenant: Tenant, backup: BackupSet, items: list[BackupItem], s
         {"restore_run_id": rr.id, "backup_item_id": r.item.id, "policy_type": r.item.policy_type, "name": r.item.name,
          "preview_action": r.action, "preview_changes": r.changes, "result": None,
          "message": r.error} for r in rows])
-    audit.record("restore.dry_run_recorded", actor=Actor.human(user), workspace_id=tenant.workspace_id,
+    record_audit("restore.dry_run_recorded", actor=Actor.human(user), workspace_id=tenant.workspace_id,
                  tenant_id=tenant.id, target=("restore_run", rr.id, f"Dry run #{rr.id}"),
                  summary=ngettext("Restore dry run of backup set #%(backup)s (%(num)d item)",
                                   "Restore dry run of backup set #%(backup)s (%(num)d items)", len(items), backup=backup.id),
@@ -269,7 +264,7 @@ def start_restore(tenant: Tenant, backup: BackupSet, items: list[BackupItem], sc
         db.session.execute(insert(RestoreRunItem), [
             {"restore_run_id": rr.id, "backup_item_id": i.id, "policy_type": i.policy_type, "name": i.name,
              "preview_action": "unknown", "preview_changes": [], "result": "pending"} for i in items])
-        audit.record("restore.execution_started", actor=actor, workspace_id=tenant.workspace_id, tenant_id=tenant.id,
+        record_audit("restore.execution_started", actor=actor, workspace_id=tenant.workspace_id, tenant_id=tenant.id,
                      target=("restore_run", rr.id, f"Restore #{rr.id}"),
                      summary=ngettext("Restore of backup set #%(backup)s started (%(num)d item)",
                                       "Restore of backup set #%(backup)s started (%(num)d items)", len(items),
@@ -280,7 +275,7 @@ def start_restore(tenant: Tenant, backup: BackupSet, items: list[BackupItem], sc
         created.append(rr)
 
     selection = {"backup_set_id": backup.id, "selected_item_count": len(items)}
-    result = seam.start(
+    result = start_operation(
         EXECUTE_KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source="tenant_ui",
         identity_inputs={"backup_set_id": backup.id, "items": _items_digest(item_ids)},
         context={"backup_set_id": backup.id, "selected_item_count": len(items), "restore_scope": scope,
@@ -313,7 +308,7 @@ def execute_tenant(job: TenantJob) -> dict:
         .order_by(RestoreRunItem.id)).all()
     if pending:
         try:
-            client = providers.client_for(job.tenant_id)
+            client = provider_client(job.tenant_id)
         except ProviderError as exc:
             _write_results([_result(row[0], "failed", exc.reason_code, exc.message) for row in pending])
             db.session.commit()

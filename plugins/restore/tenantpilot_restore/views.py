@@ -18,13 +18,8 @@ from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired
 
-from tenantpilot import controls, idempotency, providers
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
-from tenantpilot.planes import tenant_required
-from tenantpilot.web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id
-
+from tenantpilot.sdk import (Actor, AlreadySubmitted, BoundedIntegerField, OperationRun, SafeForm, arg_int, claim_submission, coerce_id, db,
+                             evaluate_control, provider_connection, provider_of, remember_submission, tenant_required)
 from . import service
 from .models import BackupItem, BackupSet, RestoreRun, RestoreRunItem
 
@@ -99,7 +94,7 @@ def _selection(form: SelectionForm, tenant_id: int):
 
 def _page_args(step: int, **kw) -> dict:
     return {"tenant": g.tenant, "membership": g.membership, "steps": STEPS, "step": step,
-            "decision": controls.evaluate(service.EXECUTE_KEY, g.tenant.workspace_id), **kw}
+            "decision": evaluate_control(service.EXECUTE_KEY, g.tenant.workspace_id), **kw}
 
 
 # --- backups ---------------------------------------------------------------------------
@@ -113,7 +108,7 @@ def backups(tenant_id: int):
         select(OperationRun).where(OperationRun.tenant_id == tenant_id, OperationRun.type == service.CAPTURE_KEY)
         .order_by(OperationRun.id.desc()).limit(1)).first()
     return render_template("tenantpilot_restore/backups.html", tenant=g.tenant, membership=g.membership,
-                           backups=sets, last_capture=last_capture, connection=providers.connection_for(tenant_id),
+                           backups=sets, last_capture=last_capture, connection=provider_connection(tenant_id),
                            can_capture="tenant.manage" in g.membership.capabilities and g.tenant.status == "active")
 
 
@@ -141,7 +136,7 @@ def backup_detail(tenant_id: int, backup_set_id: int):
 
 
 def _policy_types(tenant_id: int) -> dict:
-    provider = providers.provider_for(tenant_id)
+    provider = provider_of(tenant_id)
     return dict(provider.policy_types) if provider else {}
 
 
@@ -155,7 +150,7 @@ def restore_runs(tenant_id: int):
     can_restore = set(service.EXECUTE_CAPABILITIES) <= g.membership.capabilities and g.tenant.status == "active"
     return render_template("tenantpilot_restore/restore_runs.html", tenant=g.tenant, membership=g.membership,
                            runs=rows, outcome_of=service.outcome_of, can_restore=can_restore,
-                           decision=controls.evaluate(service.EXECUTE_KEY, g.tenant.workspace_id) if can_restore else None)
+                           decision=evaluate_control(service.EXECUTE_KEY, g.tenant.workspace_id) if can_restore else None)
 
 
 @bp.get("/t/<int:tenant_id>/restore-runs/new")
@@ -231,20 +226,20 @@ def create(tenant_id: int):
     if not form.validate():
         return _render_confirm(form, backup, items, status=400)
     try:  # a double click or a refresh of this POST creates nothing twice
-        key = idempotency.claim(f"restore.create:{tenant_id}")
-    except idempotency.AlreadySubmitted as done:
+        key = claim_submission(f"restore.create:{tenant_id}")
+    except AlreadySubmitted as done:
         flash("This restore was already submitted; nothing was created again.", "info")
         return redirect(done.result_url or url_for(".restore_runs", tenant_id=tenant_id))
     if form.dry_run.data:
         rr = service.record_dry_run(g.tenant, backup, items, form.scope.data, current_user)
         target = url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id)
-        idempotency.remember(key, target)
+        remember_submission(key, target)
         flash(ngettext("Dry run #%(run)s recorded: %(num)d item previewed.",
                        "Dry run #%(run)s recorded: %(num)d items previewed.", len(items), run=rr.id), "info")
         return redirect(target)
     result, rr = service.start_restore(g.tenant, backup, items, form.scope.data, current_user)
     if result.ok and rr is not None:
-        idempotency.remember(key, url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id))
+        remember_submission(key, url_for(".restore_run", tenant_id=tenant_id, restore_run_id=rr.id))
     return _after_start(tenant_id, result, rr,
                         lambda feedback, status: _render_confirm(form, backup, items, status=status, feedback=feedback))
 
@@ -289,7 +284,7 @@ def _render_detail(rr: RestoreRun, *, form=None, feedback=None, status=200):
                  and (rr.operation_run is None or not rr.operation_run.is_active))
     return render_template("tenantpilot_restore/restore_run.html", tenant=g.tenant, membership=g.membership,
                            can_rerun=can_rerun, form=form or RerunForm(formdata=None), feedback=feedback,
-                           decision=controls.evaluate(service.EXECUTE_KEY, g.tenant.workspace_id) if can_rerun else None,
+                           decision=evaluate_control(service.EXECUTE_KEY, g.tenant.workspace_id) if can_rerun else None,
                            **_detail_args(rr)), status
 
 

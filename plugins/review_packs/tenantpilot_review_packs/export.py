@@ -25,10 +25,8 @@ from datetime import date, datetime
 from typing import Any, Iterable
 
 from sqlalchemy import func, inspect, select
+from tenantpilot.sdk import OperationRun, csv_cell, db
 
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
-from tenantpilot.web.inputs import csv_cell
 
 FORMAT_VERSION = 1  # part of the fingerprint: a format change never reuses an older pack
 RUN_TYPE = "review_pack.generate"

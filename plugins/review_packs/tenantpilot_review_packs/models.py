@@ -7,9 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import BigInteger, Index
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from tenantpilot.sdk import db, utcnow
 
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
 
 STATUSES = ("queued", "ready", "failed")
 

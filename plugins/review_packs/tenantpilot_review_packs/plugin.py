@@ -9,8 +9,8 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import ngettext
 
-from tenantpilot import hookimpl
 from tenantpilot.api import EventFamily, OperationType, ScheduledJob, TenantPage
+from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the review_packs table on the shared metadata)
 from . import service
@@ -84,8 +84,8 @@ def tenantpilot_register_commands(cli):
 @hookimpl
 def tenantpilot_seed_demo(app):
     """Demo telemetry: a realistic spread of this family's events over 90 days."""
-    from tenantpilot import telemetry
+    from tenantpilot.sdk import start_operation
 
-    telemetry.seed_demo_events(service.EVENT, lambda rng: {
+    seed_demo_events(service.EVENT, lambda rng: {
         "source_surface": service.SOURCE_SURFACE, "include_operations": rng.random() < 0.7,
         "include_pii": rng.random() < 0.2}, 140)

@@ -24,14 +24,8 @@ from flask_babel import ngettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 
-from tenantpilot import audit, seam, telemetry
-from tenantpilot.actors import Actor
 from tenantpilot.api import TenantJob, TenantJobError
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, Tenant
-from tenantpilot.runs import Scope
-from tenantpilot.seam import StartResult
-from tenantpilot.timeutil import utcnow
+from tenantpilot.sdk import (Actor, OperationRun, Scope, StartResult, Tenant, db, record_audit, record_event, start_operation, utcnow)
 
 from . import export
 from .models import ReviewPack
@@ -171,7 +165,7 @@ def request_pack(tenant: Tenant, user, *, include_operations: bool, include_pii:
                           created_at=now, expires_at=now + expiry())
         db.session.add(pack)
         db.session.flush()
-        audit.record("review_pack.requested", actor=actor, workspace_id=tenant.workspace_id, tenant_id=tenant.id,
+        record_audit("review_pack.requested", actor=actor, workspace_id=tenant.workspace_id, tenant_id=tenant.id,
                      target=("review_pack", pack.id, f"Review pack #{pack.id}"),
                      summary=f"Review pack #{pack.id} requested",
                      metadata={"review_pack_id": pack.id, "operation_run_id": run.id,
@@ -180,7 +174,7 @@ def request_pack(tenant: Tenant, user, *, include_operations: bool, include_pii:
         created.append(pack)
 
     options = {"include_operations": include_operations, "include_pii": include_pii}
-    result = seam.start(KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source="tenant_ui",
+    result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source="tenant_ui",
                         identity_inputs=options, context=options, attach=attach)
     if result.status == "started":
         pack = created[0]
@@ -201,7 +195,7 @@ def request_pack(tenant: Tenant, user, *, include_operations: bool, include_pii:
 
 
 def _record(tenant, user, pack, include_operations: bool, include_pii: bool, source_surface: str) -> None:
-    telemetry.record(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=user.id,
+    record_event(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=user.id,
                      subject_type="review_pack", subject_id=str(pack.id) if pack else None,
                      metadata={"source_surface": source_surface, "include_operations": include_operations,
                                "include_pii": include_pii})
@@ -321,7 +315,7 @@ def prune(now=None, actor_name: str = "Scheduler") -> int:
     _remove_stale_temp_files()
     if deleted:
         # Platform-plane housekeeping event: a count only, no names, paths or tokens.
-        audit.record("review_packs.pruned", actor=Actor.system(actor_name),
+        record_audit("review_packs.pruned", actor=Actor.system(actor_name),
                      target=("review_pack", None, "Expired review packs"),
                      summary=ngettext("Deleted %(num)d expired review pack", "Deleted %(num)d expired review packs",
                                       deleted), metadata={"deleted": deleted})

@@ -11,13 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import BooleanField, ValidationError
 
-from tenantpilot import audit
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.planes import tenant_required
-from tenantpilot.timeutil import utcnow
-from tenantpilot.web.inputs import SafeForm
-
+from tenantpilot.sdk import Actor, SafeForm, db, record_audit, tenant_required, utcnow
 from . import export, service
 from .models import ReviewPack
 
@@ -125,7 +119,7 @@ def download(tenant_id: int, pack_id: int):
     path = service.file_path(pack.id)
     if not path.is_file():
         return _gone()
-    audit.record("review_pack.downloaded", actor=Actor.human(current_user), workspace_id=pack.workspace_id,
+    record_audit("review_pack.downloaded", actor=Actor.human(current_user), workspace_id=pack.workspace_id,
                  tenant_id=pack.tenant_id, target=("review_pack", pack.id, f"Review pack #{pack.id}"),
                  summary=f"Review pack #{pack.id} downloaded",
                  metadata={"review_pack_id": pack.id, "include_operations": pack.include_operations,

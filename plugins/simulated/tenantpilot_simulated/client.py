@@ -14,8 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tenantpilot.api import PolicyRecord, ProviderConnectionInfo, ProviderError, RoleAssignment
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
+from tenantpilot.sdk import db, utcnow
 
 from .models import SimCall, SimPolicy, SimTenant
 

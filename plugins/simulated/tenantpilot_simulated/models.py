@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from tenantpilot.sdk import db, utcnow
 
-from tenantpilot.extensions import db
-from tenantpilot.timeutil import utcnow
 
 
 class SimTenant(db.Model):

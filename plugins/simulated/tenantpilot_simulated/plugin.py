@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from tenantpilot import hookimpl
 from tenantpilot.api import Provider
-from tenantpilot.extensions import db
+from tenantpilot.sdk import db, hookimpl
 
 from . import models  # noqa: F401  (puts the sim_* tables on the shared metadata)
 from .client import POLICY_TYPES, SimulatedClient
@@ -21,7 +20,7 @@ def tenantpilot_register_providers(app):
 
 @hookimpl(tryfirst=True)  # before other plugins' demo data, which reads through the provider
 def tenantpilot_seed_demo(app):
-    from tenantpilot.models import ProviderConnection, Tenant
+    from tenantpilot.sdk import ProviderConnection, Tenant
 
     connected = select(ProviderConnection.tenant_id)
     for tenant in db.session.scalars(select(Tenant).where(Tenant.is_platform.is_(False), Tenant.id.not_in(connected))):

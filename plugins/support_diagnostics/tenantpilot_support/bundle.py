@@ -17,12 +17,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from tenantpilot.sdk import (Membership, OperationRun, Tenant, User, check_provider_connection, db, provider_connection, registered_providers,
+                             safe_message, safe_reason, utcnow)
 
-from tenantpilot import providers
-from tenantpilot.extensions import db
-from tenantpilot.models import Membership, OperationRun, Tenant, User
-from tenantpilot.sanitize import safe_message, safe_reason
-from tenantpilot.timeutil import utcnow
 
 log = logging.getLogger("tenantpilot.support_diagnostics")
 RUN_LIMIT = 10
@@ -31,7 +28,7 @@ FAILURES_PER_RUN = 10  # a run keeps up to 100; the first few are enough to tria
 
 def build(tenant: Tenant, *, check_provider: bool = True) -> dict[str, Any]:
     """The bundle of ``tenant`` as plain data. With ``check_provider`` the connection is
-    checked live first (``providers.check_connection``, which stores the new health);
+    checked live first (``check_provider_connection``, which stores the new health);
     otherwise, or if the check itself breaks, the stored health is reported."""
     return {
         "generated_at": utcnow(),
@@ -63,21 +60,21 @@ def as_json(bundle: dict[str, Any]) -> str:
 
 
 def _provider(tenant_id: int, check: bool) -> dict[str, Any]:
-    conn = providers.connection_for(tenant_id)
+    conn = provider_connection(tenant_id)
     if conn is None:
         return {"connected": False}
     checked = False
     if check:
         try:
-            conn = providers.check_connection(tenant_id) or conn
+            conn = check_provider_connection(tenant_id) or conn
             checked = True
         except Exception:  # the bundle must still open when the check itself breaks
             log.exception("support diagnostics: provider check failed for tenant %s", tenant_id)
             db.session.rollback()
-            conn = providers.connection_for(tenant_id)
+            conn = provider_connection(tenant_id)
             if conn is None:
                 return {"connected": False}
-    provider = providers.registered().get(conn.provider)
+    provider = registered_providers().get(conn.provider)
     return {
         "connected": True,
         "provider": conn.provider,

@@ -2,8 +2,8 @@
 dashboard and the operation-run viewer, which builds a sanitized diagnostic bundle,
 shows it and records the audit event ``support_diagnostics.opened``; and the "Support
 diagnostics" telemetry family, whose only source is that action."""
-from tenantpilot import hookimpl
 from tenantpilot.api import TENANT_SURFACES, EventFamily, TenantAction
+from tenantpilot.sdk import hookimpl, seed_demo_events
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,6 @@ def tenantpilot_register_blueprints(app, plane):
 @hookimpl
 def tenantpilot_seed_demo(app):
     """Demo telemetry: a realistic spread of this family's events over 90 days."""
-    from tenantpilot import telemetry
+    from tenantpilot.sdk import start_operation
 
-    telemetry.seed_demo_events("product.support_diagnostics.opened", lambda rng: {"source_surface": rng.choice(("tenant_dashboard", "operation_run_viewer")), "operation_type": None}, 120)
+    seed_demo_events("product.support_diagnostics.opened", lambda rng: {"source_surface": rng.choice(("tenant_dashboard", "operation_run_viewer")), "operation_type": None}, 120)

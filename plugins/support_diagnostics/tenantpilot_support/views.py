@@ -17,14 +17,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from tenantpilot import audit, telemetry
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.models import AuditLog, OperationRun
-from tenantpilot.planes import tenant_required
-from tenantpilot.timeutil import utcnow
-from tenantpilot.web.forms import EmptyForm
-
+from tenantpilot.sdk import (Actor, AuditLog, EmptyForm, OperationRun, db, record_audit, record_event, tenant_required, utcnow)
 from . import bundle as bundles
 
 bp = Blueprint("support_admin", __name__)
@@ -65,13 +58,13 @@ def open_diagnostics(tenant_id: int, run_id: int | None = None):
     if run:
         metadata["operation_run_id"] = run.id
     # No target label and a name-free summary: the tenant's name stays out of the row.
-    event = audit.record(AUDIT_ACTION, actor=Actor.human(current_user), workspace_id=tenant.workspace_id,
+    event = record_audit(AUDIT_ACTION, actor=Actor.human(current_user), workspace_id=tenant.workspace_id,
                          tenant_id=tenant.id, target=("tenant", tenant.id, None),
                          summary=f"Support diagnostics opened from operation run #{run.id}" if run
                          else "Support diagnostics opened from the tenant dashboard",
                          metadata=metadata)
     try:  # record() never raises by contract; this guard keeps a broken recorder from costing the page
-        telemetry.record(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=current_user.id,
+        record_event(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=current_user.id,
                          subject_type="operation_run" if run else None, subject_id=str(run.id) if run else None,
                          metadata={"source_surface": surface, "operation_type": run.type if run else None})
     except Exception:

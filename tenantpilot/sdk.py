@@ -1,0 +1,139 @@
+"""The public surface for plugins: everything a plugin may import from the core.
+
+A plugin imports from here (``from tenantpilot.sdk import …``), from ``tenantpilot.api``
+(the definitions, re-exported here too) and, in its tests, from ``tenantpilot.testing``.
+Nothing else under ``tenantpilot`` is stable; ``tests/test_sdk_surface.py`` fails when a
+module under ``plugins/`` or ``examples/`` imports anything else, so the built-in plugins
+prove this surface is enough.
+
+What is here, by purpose:
+
+- **definitions** — ``Runbook``, ``OperationType``, ``ControlKey``, ``EventFamily``,
+  ``Provider`` and the provider types, ``TenantPage``, ``TenantAction``,
+  ``DashboardWidget``, ``ScheduledJob``, ``TenantJob``/``TenantJobError``, ``hookimpl``;
+- **data** — ``db`` (Flask-SQLAlchemy: plugin models subclass ``db.Model``) and the core
+  models a plugin may read: ``Tenant``, ``Workspace``, ``Membership``, ``User``,
+  ``OperationRun``, ``AuditLog``, ``ProviderConnection``; ``utcnow`` (naive UTC, the clock
+  every stored time uses; tests can move it);
+- **starting work** — ``start_operation`` (the one start seam), ``Scope``, ``Actor``,
+  ``StartResult``, ``evaluate_control`` / ``ControlDecision``;
+- **recording** — ``record_audit`` (append-only audit log), ``record_event`` (product
+  telemetry, after the action committed), ``seed_demo_events``;
+- **providers** — ``provider_client``, ``provider_connection``, ``provider_of``,
+  ``registered_providers``, ``validate_provider_settings``, ``save_provider_connection``,
+  ``check_provider_connection``;
+- **web** — ``tenant_required`` (tenant-plane page decorator), ``SafeForm``, ``EmptyForm``,
+  ``BoundedIntegerField``, ``coerce_id``, ``arg_int``, ``form_text``, ``parse_int``,
+  ``csv_cell``, ``claim_submission`` / ``remember_submission`` / ``AlreadySubmitted``
+  (double-submit protection), ``safe_message`` / ``safe_reason`` (text safe to show);
+- **CLI** — ``finish_embedded_jobs`` (a command run in embedded mode waits for its jobs).
+"""
+from __future__ import annotations
+
+from . import audit as _audit
+from . import controls as _controls
+from . import idempotency as _idempotency
+from . import providers as _providers
+from . import seam as _seam
+from . import telemetry as _telemetry
+from .actors import Actor
+from .api import (CONTROL_SCOPES, CORE_SUMMARY_KEYS, REASON_CODES, SCOPES, SOURCES, TENANT_STATUSES,
+                  TENANT_SURFACES, ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType,
+                  PolicyRecord, Provider, ProviderClient, ProviderConnectionInfo, ProviderError, ProviderField,
+                  RoleAssignment, Runbook, ScheduledJob, TenantAction, TenantJob, TenantJobError, TenantPage)
+from .controls import ControlDecision
+from .extensions import db
+from .hookspecs import hookimpl
+from .idempotency import AlreadySubmitted
+from .models import AuditLog, Membership, OperationRun, ProviderConnection, Tenant, User, Workspace
+from .planes import tenant_required
+from .runs import Scope
+from .sanitize import safe_message, safe_reason
+from .seam import StartResult
+from .timeutil import utcnow
+from .web.forms import EmptyForm
+from .web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id, csv_cell, form_text, parse_int
+
+# Thin functions, not aliases: each looks its target up when called, so the core can
+# change (or a test can patch) the implementation behind a stable name.
+
+
+def start_operation(operation_type: str, **kwargs) -> StartResult:
+    """Start an operation through the start seam (capabilities, controls, scope lock,
+    idempotency, enqueue); see ``tenantpilot.seam.start`` for the arguments."""
+    return _seam.start(operation_type, **kwargs)
+
+
+def evaluate_control(control_key: str | None, workspace_id: int | None = None) -> ControlDecision:
+    """Whether a control key is paused for a workspace (or globally)."""
+    return _controls.evaluate(control_key, workspace_id)
+
+
+def record_audit(action: str, **kwargs):
+    """Write one append-only audit event with the caller's transaction (spooled if the
+    database refuses); see ``tenantpilot.audit.record``."""
+    return _audit.record(action, **kwargs)
+
+
+def record_event(event_name: str, **kwargs) -> bool:
+    """Record one product-telemetry event of a registered family, after the action
+    committed; never raises. See ``tenantpilot.telemetry.record``."""
+    return _telemetry.record(event_name, **kwargs)
+
+
+def seed_demo_events(*args, **kwargs):
+    """Demo telemetry for ``tenantpilot_seed_demo``."""
+    return _telemetry.seed_demo_events(*args, **kwargs)
+
+
+def provider_client(tenant_id: int) -> ProviderClient:
+    """The provider client of a tenant's saved connection (raises ``ProviderError``)."""
+    return _providers.client_for(tenant_id)
+
+
+def provider_connection(tenant_id: int) -> ProviderConnection | None:
+    return _providers.connection_for(tenant_id)
+
+
+def provider_of(tenant_id: int) -> Provider | None:
+    """The registered provider a tenant is connected with, if any."""
+    return _providers.provider_for(tenant_id)
+
+
+def registered_providers() -> dict[str, Provider]:
+    return _providers.registered()
+
+
+def validate_provider_settings(provider: Provider, values: dict[str, str]) -> dict[str, str]:
+    """Field errors of a provider settings form ({} when valid)."""
+    return _providers.validate_settings(provider, values)
+
+
+def save_provider_connection(tenant: Tenant, provider: Provider, values: dict[str, str], actor: Actor):
+    """Save (and audit) a tenant's provider connection; commits."""
+    return _providers.save_connection(tenant, provider, values, actor)
+
+
+def check_provider_connection(tenant_id: int):
+    """Ask the provider whether the connection works; stores its health."""
+    return _providers.check_connection(tenant_id)
+
+
+def claim_submission(scope: str) -> str | None:
+    """Claim this form's idempotency token (raises ``AlreadySubmitted`` on a resubmit)."""
+    return _idempotency.claim(scope)
+
+
+def remember_submission(key: str | None, result_url: str | None) -> None:
+    """Where a claimed submission led, for the answer to a resubmit."""
+    _idempotency.remember(key, result_url)
+
+
+def finish_embedded_jobs(app) -> None:
+    """In embedded mode (no Redis), run queued jobs before a CLI command exits."""
+    from .queue import drain_embedded
+
+    drain_embedded(app)
+
+
+__all__ = sorted(name for name in dir() if not name.startswith("_") and name not in ("annotations",))
