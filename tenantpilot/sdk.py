@@ -22,9 +22,10 @@ What is here, by purpose:
 - **providers** — ``provider_client``, ``provider_connection``, ``provider_of``,
   ``registered_providers``, ``validate_provider_settings``, ``save_provider_connection``,
   ``check_provider_connection``;
-- **web** — ``tenant_required`` (tenant-plane page decorator), ``SafeForm``, ``EmptyForm``,
+- **web** — ``tenant_required`` / ``platform_required`` (page decorators of the two
+  planes), ``SafeForm``, ``EmptyForm``,
   ``BoundedIntegerField``, ``coerce_id``, ``arg_int``, ``form_text``, ``parse_int``,
-  ``csv_cell``, ``claim_submission`` / ``remember_submission`` / ``AlreadySubmitted``
+  ``csv_cell`` / ``csv_text``, ``claim_submission`` / ``remember_submission`` / ``AlreadySubmitted``
   (double-submit protection), ``safe_message`` / ``safe_reason`` (text safe to show);
 - **CLI** — ``finish_embedded_jobs`` (a command run in embedded mode waits for its jobs).
 """
@@ -46,13 +47,13 @@ from .extensions import db
 from .hookspecs import hookimpl
 from .idempotency import AlreadySubmitted
 from .models import AuditLog, Membership, OperationRun, ProviderConnection, Tenant, User, Workspace
-from .planes import tenant_required
+from .planes import platform_required, tenant_required
 from .runs import Scope
 from .sanitize import safe_message, safe_reason
 from .seam import StartResult
 from .timeutil import utcnow
 from .web.forms import EmptyForm
-from .web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id, csv_cell, form_text, parse_int
+from .web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id, csv_cell, csv_text, form_text, parse_int
 
 # Thin functions, not aliases: each looks its target up when called, so the core can
 # change (or a test can patch) the implementation behind a stable name.
