@@ -75,13 +75,27 @@ def _check_summary_labels(kind: str, definition) -> None:
 
 @dataclass(frozen=True)
 class TenantJob:
-    """What an executor gets for one tenant of a run. Ids, not ORM objects."""
+    """What an executor gets for one tenant of a run. Ids, not ORM objects.
+
+    An executor must not commit: the ledger commits its writes together with the
+    tenant's result. Effects that must follow that commit (product telemetry, a
+    notification) are registered with ``after_commit(fn)``: ``fn()`` runs once the tenant
+    succeeded and its writes committed, in registration order, and never if the tenant
+    failed (its writes were rolled back). An effect that raises is logged and does not
+    change the tenant's result."""
 
     run_id: int
     tenant_id: int
     workspace_id: int
     operation_type: str
     context: Mapping[str, Any]
+    effects: list = field(default_factory=list, repr=False, compare=False)
+
+    def after_commit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` after the ledger commits this tenant's success."""
+        if not callable(fn):
+            raise TypeError("after_commit takes a callable")
+        self.effects.append(fn)
 
 
 @dataclass(frozen=True)

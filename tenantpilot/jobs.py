@@ -93,8 +93,22 @@ def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context, claim_n
         result = runs.finish_tenant(run_id, tenant_id, status="failed", reason_code="unexpected_error",
                                     message=f"Unexpected error ({type(exc).__name__}).", claim_next=claim_next)
     else:
-        return runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts, claim_next=claim_next)[1], True
+        claimed = runs.finish_tenant(run_id, tenant_id, status="succeeded", counts=counts, claim_next=claim_next)[1]
+        _run_effects(job)
+        return claimed, True
     return result[1], False
+
+
+def _run_effects(job: TenantJob) -> None:
+    """The executor's after-commit effects (TenantJob.after_commit), once its writes and
+    the tenant's result are committed. One failing effect neither fails the tenant nor
+    keeps the others from running."""
+    for fn in job.effects:
+        try:
+            fn()
+        except Exception:
+            db.session.rollback()
+            log.exception("after-commit effect of tenant %s of run %s failed", job.tenant_id, job.run_id)
 
 
 def handle_batch_failure(job, connection, exc_type, exc_value, traceback) -> None:

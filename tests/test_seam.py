@@ -421,3 +421,49 @@ def test_orphaned_batches_are_recovered_and_the_run_completes(make_app, factory,
     assert (run.status, run.outcome) == ("completed", "partially_succeeded")
     assert (run.tenants_done, run.tenants_failed, run.summary_counts["processed"]) == (12, 1, 11)
     assert tenant_rows(app, run_id)[ids[0]][:2] == ("failed", "worker_lost")
+
+
+def test_after_commit_effects_run_after_the_tenants_commit_and_never_for_a_failure(make_app, factory, drain):
+    """TenantJob.after_commit: the effect sees the executor's committed writes; a failed
+    tenant's effects never run; a raising effect leaves the tenant succeeded."""
+    from tenantpilot import hookimpl
+    from tenantpilot.api import OperationType, TenantJobError
+    from tenantpilot.models import Tenant
+
+    seen = []
+
+    def execute(job):
+        tenant = db.session.get(Tenant, job.tenant_id)
+        if tenant.name == "fails":
+            job.after_commit(lambda: seen.append(("never", job.tenant_id)))
+            raise TenantJobError("nope", "fails on purpose")
+        tenant.name = tenant.name + " (touched)"
+
+        def effect():
+            # Read back through a fresh session: the write is committed by now.
+            db.session.remove()
+            seen.append(("after", db.session.get(Tenant, job.tenant_id).name))
+
+        if tenant.name.startswith("raises"):
+            job.after_commit(lambda: 1 / 0)
+        job.after_commit(effect)
+        return {"processed": 1}
+
+    class Effects:
+        @hookimpl
+        def tenantpilot_register_operation_types(self, app):
+            return OperationType(key="tests.effects", label="Effects", execute_tenant=execute,
+                                 platform_capabilities=("platform.ops.view",))
+
+    app = make_app(plugins=[("effects", Effects())])
+    f = type(factory)(app)
+    ws = f.workspace()
+    ok, bad, raising = f.tenant(ws, "ok"), f.tenant(ws, "fails"), f.tenant(ws, "raises")
+    with app.app_context():
+        run_id = seam.start("tests.effects", scope=Scope("all_tenants"), actor=platform_actor(app, f.platform_user()),
+                            source="cli").run.id
+    drain(app)
+    assert sorted(seen) == [("after", "ok (touched)"), ("after", "raises (touched)")]
+    rows = tenant_rows(app, run_id)
+    assert rows[ok.id][0] == "succeeded" and rows[raising.id][0] == "succeeded"
+    assert rows[bad.id][:2] == ("failed", "nope")

@@ -231,7 +231,7 @@ def execute_report(job: TenantJob) -> dict:
     spec = BY_OPERATION_TYPE[job.operation_type]
     existing = db.session.scalars(select(StoredReport).where(StoredReport.operation_run_id == job.run_id)).first()
     if existing is not None:
-        # A re-executed job (its worker died after the commit below): report and event exist.
+        # A re-executed job (its worker died after the ledger committed this tenant).
         return {"stored": 1}
     try:
         client = provider_client(job.tenant_id)
@@ -250,11 +250,9 @@ def execute_report(job: TenantJob) -> dict:
     db.session.add(report)
     db.session.flush()
     report_id = report.id
-    # Committed here rather than by the ledger: the event must follow a committed report
-    # (SPEC 6), and record_event commits its own transaction. The counts below are
-    # valid by construction, so the ledger cannot turn this tenant into a failure.
-    db.session.commit()
-    _record_created(job, spec, report_id)
+    # The ledger commits the report with the tenant's result; the event follows that
+    # commit (SPEC 6: telemetry after the action committed, never for a rolled-back one).
+    job.after_commit(lambda: _record_created(job, spec, report_id))
     return {**counts, "stored": 1}
 
 
