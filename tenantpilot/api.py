@@ -386,6 +386,27 @@ class DashboardWidget:
 
 
 @dataclass(frozen=True)
+class TenantCapability:
+    """A tenant-plane capability a plugin enforces, and the roles that hold it (SPEC 1).
+
+    ``owner`` holds every tenant capability whatever ``roles`` says; list the others
+    (``manager``, ``operator``, ``readonly``) that should."""
+
+    key: str
+    label: str
+    roles: tuple[str, ...] = ("owner", "manager")
+
+    def __post_init__(self):
+        _require_key("tenant capability", self.key)
+        if self.key.startswith(("platform.", "tenant.", "workspace.")):
+            raise DefinitionError(f"tenant capability {self.key!r}: the platform., tenant. and workspace. "
+                                  "namespaces belong to the core")
+        bad = set(self.roles) - {"owner", "manager", "operator", "readonly"}
+        if bad:
+            raise DefinitionError(f"tenant capability {self.key!r}: unknown roles {sorted(bad)}")
+
+
+@dataclass(frozen=True)
 class TenantPage:
     """A tab on every tenant's pages in /admin/t/<tenant>/: the view ``endpoint`` takes
     ``tenant_id``; members without ``capability`` do not see the tab."""

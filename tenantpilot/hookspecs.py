@@ -86,6 +86,16 @@ def tenantpilot_register_tenant_pages(app):
 
 
 @hookspec
+def tenantpilot_register_tenant_capabilities(app):
+    """Return ``api.TenantCapability`` definitions: the tenant-plane capabilities this
+    plugin checks (e.g. ``restore.execute``) and the roles that hold them.
+
+    Called once at app creation. The core owns ``tenant.view``, ``tenant.manage`` and
+    ``workspace.members.manage``; ``owner`` holds every tenant capability.
+    """
+
+
+@hookspec
 def tenantpilot_register_tenant_actions(app):
     """Return ``api.TenantAction`` definitions: POST buttons on the tenant dashboard
     and/or the operation-run viewer of the tenant plane.

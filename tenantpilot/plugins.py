@@ -11,7 +11,7 @@ from typing import Iterable
 import pluggy
 
 from . import api, hookspecs
-from .capabilities import PLATFORM_CAPABILITIES
+from .capabilities import PLATFORM_CAPABILITIES, role_map
 
 ENTRY_POINT_GROUP = "tenantpilot"
 # Core features implemented as plugins of the core itself (as Datasette does).
@@ -125,6 +125,8 @@ class Registry:
     tenant_actions: tuple
     scheduled_jobs: MappingProxyType
     owners: MappingProxyType  # (kind, key) -> plugin name
+    tenant_capabilities: MappingProxyType  # key -> api.TenantCapability
+    role_capabilities: MappingProxyType  # role -> frozenset of capabilities
 
     @property
     def surface_labels(self) -> dict[str, str]:
@@ -167,6 +169,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
     tenant_pages = collect("tenantpilot_register_tenant_pages", "tenant page", api.TenantPage)
     tenant_actions = collect("tenantpilot_register_tenant_actions", "tenant action", api.TenantAction)
     scheduled = collect("tenantpilot_register_scheduled_jobs", "scheduled job", api.ScheduledJob, "name")
+    capabilities = collect("tenantpilot_register_tenant_capabilities", "tenant capability", api.TenantCapability)
     return Registry(
         runbooks=runbooks,
         operation_types=operation_types,
@@ -178,6 +181,8 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
         tenant_actions=tuple(sorted(tenant_actions.values(), key=lambda a: (a.order, a.key))),
         scheduled_jobs=scheduled,
         owners=MappingProxyType(owners),
+        tenant_capabilities=capabilities,
+        role_capabilities=MappingProxyType(role_map(capabilities.values())),
     )
 
 

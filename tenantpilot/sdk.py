@@ -9,7 +9,7 @@ prove this surface is enough.
 What is here, by purpose:
 
 - **definitions** — ``Runbook``, ``OperationType``, ``ControlKey``, ``EventFamily``,
-  ``Provider`` and the provider types, ``TenantPage``, ``TenantAction``,
+  ``Provider`` and the provider types, ``TenantPage``, ``TenantAction``, ``TenantCapability``,
   ``DashboardWidget``, ``ScheduledJob``, ``TenantJob``/``TenantJobError``, ``hookimpl``;
 - **data** — ``db`` (Flask-SQLAlchemy: plugin models subclass ``db.Model``) and the core
   models a plugin may read: ``Tenant``, ``Workspace``, ``Membership``, ``User``,
@@ -41,7 +41,8 @@ from .actors import Actor
 from .api import (CONTROL_SCOPES, CORE_SUMMARY_KEYS, REASON_CODES, SCOPES, SOURCES, TENANT_STATUSES,
                   TENANT_SURFACES, ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType,
                   PolicyRecord, Provider, ProviderClient, ProviderConnectionInfo, ProviderError, ProviderField,
-                  RoleAssignment, Runbook, ScheduledJob, TenantAction, TenantJob, TenantJobError, TenantPage)
+                  RoleAssignment, Runbook, ScheduledJob, TenantAction, TenantCapability, TenantJob, TenantJobError,
+                  TenantPage)
 from .controls import ControlDecision
 from .extensions import db
 from .hookspecs import hookimpl

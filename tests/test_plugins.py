@@ -424,3 +424,50 @@ def test_a_wrapper_implementation_sees_and_shapes_every_registration(make_app):
     assert "policy.extra" in registry.runbooks and {"acme.keep", "acme.drop"} <= set(seen)
     assert registry.owners[("runbook", "acme.keep")] == "vendor"
     assert registry.owners[("runbook", "policy.extra")] == "a hook wrapper"
+
+
+def test_the_spec_role_map_holds_with_the_built_in_plugins(app):
+    """SPEC 1's role → capability table, now assembled from the core and the plugins
+    that enforce each capability (the core names no domain capability)."""
+    from tenantpilot.capabilities import CORE_TENANT_CAPABILITIES
+
+    everything = {"tenant.view", "tenant.manage", "restore.execute", "findings.manage", "reports.generate",
+                  "review_packs.generate", "support.diagnostics"}
+    roles = app.extensions["tenantpilot"].registry.role_capabilities
+    assert roles["owner"] == everything | {"workspace.members.manage"}
+    assert roles["manager"] == everything
+    assert roles["operator"] == {"tenant.view", "findings.manage", "reports.generate", "review_packs.generate",
+                                 "support.diagnostics"}
+    assert roles["readonly"] == {"tenant.view"}
+    assert set(CORE_TENANT_CAPABILITIES) == {"tenant.view", "tenant.manage"}
+
+
+def test_a_plugin_capability_reaches_the_roles_it_names(make_app, factory):
+    from tenantpilot.api import TenantCapability
+
+    class Exports:
+        @hookimpl
+        def tenantpilot_register_tenant_capabilities(self, app):
+            return TenantCapability(key="exports.download", label="Download exports", roles=("operator",))
+
+    app = make_app(plugins=[("exports", Exports())])
+    f = type(factory)(app)
+    ws = f.workspace()
+    from tenantpilot.extensions import db
+    from tenantpilot.models import Membership
+
+    users = {role: f.user(memberships=[(ws, role)]).id for role in ("owner", "manager", "operator", "readonly")}
+    with app.app_context():
+        caps = {role: db.session.query(Membership).filter_by(user_id=uid).one().capabilities
+                for role, uid in users.items()}
+    assert "exports.download" in caps["owner"] and "exports.download" in caps["operator"]
+    assert "exports.download" not in caps["manager"] and "exports.download" not in caps["readonly"]
+
+
+@pytest.mark.parametrize("kwargs", [{"key": "tenant.secret"}, {"key": "platform.x"}, {"key": "x"},
+                                    {"key": "acme.run", "roles": ("admin",)}])
+def test_bad_tenant_capabilities_are_refused(kwargs):
+    from tenantpilot.api import TenantCapability
+
+    with pytest.raises(DefinitionError):
+        TenantCapability(**{"label": "X", **kwargs})

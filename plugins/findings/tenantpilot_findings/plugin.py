@@ -3,13 +3,18 @@ page (a "Findings" tab on every tenant page), and the "Findings lifecycle backfi
 demo data."""
 from __future__ import annotations
 
-from tenantpilot.api import ControlKey, Runbook, TenantPage
+from tenantpilot.api import ControlKey, Runbook, TenantCapability, TenantPage
 from tenantpilot.sdk import db, hookimpl
 
 from . import backfill
 from . import models  # noqa: F401  (puts the findings table on the shared metadata)
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def tenantpilot_register_tenant_capabilities(app):
+    return TenantCapability(key="findings.manage", label="Manage findings", roles=("owner", "manager", "operator"))
 
 
 @hookimpl

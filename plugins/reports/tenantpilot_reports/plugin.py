@@ -4,13 +4,18 @@ migration branch), the tenant's Reports tab with the report detail, and the
 "Stored reports" telemetry family whose only source is a report stored by a person's run."""
 from __future__ import annotations
 
-from tenantpilot.api import EventFamily, OperationType, TenantPage
+from tenantpilot.api import EventFamily, OperationType, TenantCapability, TenantPage
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the stored_reports table on the shared metadata)
 from . import service
 
 __version__ = "0.2.0"
+
+
+@hookimpl
+def tenantpilot_register_tenant_capabilities(app):
+    return TenantCapability(key="reports.generate", label="Generate reports", roles=("owner", "manager", "operator"))
 
 
 @hookimpl

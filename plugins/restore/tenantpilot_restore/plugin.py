@@ -3,13 +3,18 @@ with the create wizard, and the "Restore execution" operational control that gat
 "Execute restore" (SPEC 4)."""
 from __future__ import annotations
 
-from tenantpilot.api import ControlKey, OperationType, TenantPage
+from tenantpilot.api import ControlKey, OperationType, TenantCapability, TenantPage
 from tenantpilot.sdk import hookimpl
 
 from . import models  # noqa: F401  (puts the restore tables on the shared metadata)
 from . import service
 
 __version__ = "0.2.0"
+
+
+@hookimpl
+def tenantpilot_register_tenant_capabilities(app):
+    return TenantCapability(key="restore.execute", label="Execute restores", roles=("owner", "manager"))
 
 
 @hookimpl

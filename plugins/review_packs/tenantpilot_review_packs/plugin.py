@@ -9,13 +9,19 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import ngettext
 
-from tenantpilot.api import EventFamily, OperationType, ScheduledJob, TenantPage
+from tenantpilot.api import EventFamily, OperationType, ScheduledJob, TenantCapability, TenantPage
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the review_packs table on the shared metadata)
 from . import service
 
 __version__ = "0.2.0"
+
+
+@hookimpl
+def tenantpilot_register_tenant_capabilities(app):
+    return TenantCapability(key="review_packs.generate", label="Request review packs",
+                            roles=("owner", "manager", "operator"))
 
 
 @hookimpl

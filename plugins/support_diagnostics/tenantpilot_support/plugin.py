@@ -2,10 +2,15 @@
 dashboard and the operation-run viewer, which builds a sanitized diagnostic bundle,
 shows it and records the audit event ``support_diagnostics.opened``; and the "Support
 diagnostics" telemetry family, whose only source is that action."""
-from tenantpilot.api import TENANT_SURFACES, EventFamily, TenantAction
+from tenantpilot.api import TENANT_SURFACES, EventFamily, TenantAction, TenantCapability
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def tenantpilot_register_tenant_capabilities(app):
+    return TenantCapability(key="support.diagnostics", label="Open support diagnostics", roles=("owner", "manager", "operator"))
 
 
 @hookimpl
