@@ -309,8 +309,18 @@ class ProviderField:
     kind: str = "text"
     required: bool = True
     help: str = ""
+    # What the form starts with for a tenant without saved settings: a string, or a
+    # callable given the Tenant (e.g. ``lambda tenant: tenant.external_id``). Never for a
+    # secret reference.
+    default: str | Callable[[Any], str] | None = None
+
+    def initial(self, tenant) -> str:
+        value = self.default(tenant) if callable(self.default) else self.default
+        return "" if value is None else str(value)
 
     def __post_init__(self):
+        if self.kind == "secret_ref" and self.default is not None:
+            raise DefinitionError(f"provider field {self.name!r}: a secret reference has no default")
         if self.kind not in ("text", "guid", "secret_ref"):
             raise DefinitionError(f"provider field {self.name!r}: unknown kind {self.kind!r}")
 
@@ -439,6 +449,22 @@ class TenantAction:
         bad = set(self.surfaces) - set(TENANT_SURFACES)
         if bad or not self.surfaces:
             raise DefinitionError(f"tenant action {self.key!r}: unknown surfaces {sorted(bad)}")
+
+
+@dataclass(frozen=True)
+class WorkspaceAction:
+    """A link in the tenant plane's workspace header (e.g. "Onboard a tenant"): a GET to
+    ``endpoint`` (no arguments). Members of the current workspace without ``capability``
+    do not see it (the view must still check it)."""
+
+    key: str
+    label: str
+    endpoint: str
+    capability: str
+    order: int = 100
+
+    def __post_init__(self):
+        _require_key("workspace action", self.key)
 
 
 @dataclass(frozen=True)

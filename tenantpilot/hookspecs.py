@@ -96,6 +96,16 @@ def tenantpilot_register_tenant_capabilities(app):
 
 
 @hookspec
+def tenantpilot_register_workspace_actions(app):
+    """Return ``api.WorkspaceAction`` definitions: links in the tenant plane's workspace
+    header (the tenant list), shown to members holding the action's capability.
+
+    Called once at app creation. The endpoint is a view of a blueprint you mount on the
+    ``admin`` plane; it must check the capability itself.
+    """
+
+
+@hookspec
 def tenantpilot_register_tenant_actions(app):
     """Return ``api.TenantAction`` definitions: POST buttons on the tenant dashboard
     and/or the operation-run viewer of the tenant plane.

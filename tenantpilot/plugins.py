@@ -123,6 +123,7 @@ class Registry:
     widgets: tuple
     tenant_pages: tuple
     tenant_actions: tuple
+    workspace_actions: tuple
     scheduled_jobs: MappingProxyType
     owners: MappingProxyType  # (kind, key) -> plugin name
     tenant_capabilities: MappingProxyType  # key -> api.TenantCapability
@@ -168,6 +169,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
     widgets = collect("tenantpilot_register_dashboard_widgets", "widget", api.DashboardWidget)
     tenant_pages = collect("tenantpilot_register_tenant_pages", "tenant page", api.TenantPage)
     tenant_actions = collect("tenantpilot_register_tenant_actions", "tenant action", api.TenantAction)
+    workspace_actions = collect("tenantpilot_register_workspace_actions", "workspace action", api.WorkspaceAction)
     scheduled = collect("tenantpilot_register_scheduled_jobs", "scheduled job", api.ScheduledJob, "name")
     capabilities = collect("tenantpilot_register_tenant_capabilities", "tenant capability", api.TenantCapability)
     return Registry(
@@ -179,6 +181,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
         widgets=tuple(sorted(widgets.values(), key=lambda w: (w.order, w.key))),
         tenant_pages=tuple(sorted(tenant_pages.values(), key=lambda p: (p.order, p.key))),
         tenant_actions=tuple(sorted(tenant_actions.values(), key=lambda a: (a.order, a.key))),
+        workspace_actions=tuple(sorted(workspace_actions.values(), key=lambda a: (a.order, a.key))),
         scheduled_jobs=scheduled,
         owners=MappingProxyType(owners),
         tenant_capabilities=capabilities,

@@ -9,7 +9,7 @@ prove this surface is enough.
 What is here, by purpose:
 
 - **definitions** — ``Runbook``, ``OperationType``, ``ControlKey``, ``EventFamily``,
-  ``Provider`` and the provider types, ``TenantPage``, ``TenantAction``, ``TenantCapability``,
+  ``Provider`` and the provider types, ``TenantPage``, ``TenantAction``, ``TenantCapability``, ``WorkspaceAction``,
   ``DashboardWidget``, ``ScheduledJob``, ``TenantJob``/``TenantJobError``, ``hookimpl``;
 - **data** — ``db`` (Flask-SQLAlchemy: plugin models subclass ``db.Model``) and the core
   models a plugin may read: ``Tenant``, ``Workspace``, ``Membership``, ``User``,
@@ -42,7 +42,7 @@ from .api import (CONTROL_SCOPES, CORE_SUMMARY_KEYS, REASON_CODES, SCOPES, SOURC
                   TENANT_SURFACES, ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType,
                   PolicyRecord, Provider, ProviderClient, ProviderConnectionInfo, ProviderError, ProviderField,
                   RoleAssignment, Runbook, ScheduledJob, TenantAction, TenantCapability, TenantJob, TenantJobError,
-                  TenantPage)
+                  TenantPage, WorkspaceAction)
 from .controls import ControlDecision
 from .extensions import db
 from .hookspecs import hookimpl

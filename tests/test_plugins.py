@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from tenantpilot import hookimpl, hookspecs
 from tenantpilot.api import (ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType, Provider,
-                             Runbook, ScheduledJob, TenantAction, TenantPage)
+                             Runbook, ScheduledJob, TenantAction, TenantPage, TenantCapability, WorkspaceAction)
 from tenantpilot.plugins import StartupError
 from tenantpilot.testing import login
 
@@ -70,6 +70,16 @@ class Contributions:
                              capability="tenant.view", surfaces=("tenant_dashboard",)),
                 TenantAction(key=f"acme.reset_{self.tag}", label="Reset acme", endpoint=f"acme_admin_{self.tag}.probe",
                              capability="tenant.manage", order=10)]
+
+    @hookimpl
+    def tenantpilot_register_workspace_actions(self, app):
+        return WorkspaceAction(key=f"acme.import_{self.tag}", label="Import from Acme",
+                               endpoint=f"acme_admin_{self.tag}.ping", capability="acme.import")
+
+    @hookimpl
+    def tenantpilot_register_tenant_capabilities(self, app):
+        return TenantCapability(key=f"acme.import_{self.tag}" if self.tag != "a" else "acme.import",
+                                label="Import from Acme", roles=("manager",))
 
     @hookimpl
     def tenantpilot_register_blueprints(self, app, plane):
@@ -186,6 +196,25 @@ def test_tenant_pages_show_as_tabs_by_capability(make_app):
     assert f'href="/admin/acme/t/{tenant.id}/assets"' in ro_page and "Acme secrets" not in ro_page
     assert "Acme assets" in mgr_page and "Acme secrets" in mgr_page
     assert app.extensions["tenantpilot"].registry.tenant_pages[0].key == "acme.assets_a"
+
+
+def test_workspace_actions_link_from_the_tenant_list_by_capability(make_app):
+    """A plugin's workspace action (onboarding's "Onboard a tenant" is one) shows to members
+    whose role holds its capability, a capability the plugin registered itself."""
+    from tenantpilot.testing import Factory
+
+    app = make_app(plugins=[("acme", Contributions())])
+    f = Factory(app)
+    ws = f.workspace()
+    f.tenant(ws)
+    f.user(email="op@example.test", password="operator-pass-1", memberships=[(ws, "operator")])
+    f.user(email="mgr@example.test", password="manager-pass-1", memberships=[(ws, "manager")])
+    operator, manager = app.test_client(), app.test_client()
+    login(operator, "admin", "op@example.test", "operator-pass-1")
+    login(manager, "admin", "mgr@example.test", "manager-pass-1")
+    link = '<a href="/admin/acme/ping" data-link="acme.import_a">Import from Acme</a>'
+    assert link in manager.get("/admin/").get_data(as_text=True)
+    assert "Import from Acme" not in operator.get("/admin/").get_data(as_text=True)
 
 
 def test_tenant_actions_render_as_post_buttons_by_surface_and_capability(make_app):

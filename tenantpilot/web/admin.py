@@ -129,9 +129,9 @@ def _connection_page(tenant_id: int, *, chosen: str | None = None, values=None, 
     if values is None:
         values = dict(conn.settings or {}) if conn and conn.provider == chosen else {}
         provider = registered.get(chosen)
-        guid_field = next((f for f in provider.fields if f.name == "tenant_guid"), None) if provider else None
-        if guid_field and not values.get("tenant_guid"):
-            values["tenant_guid"] = g.tenant.external_id  # the tenant's directory id, as a starting point
+        for f in provider.fields if provider else ():
+            if not values.get(f.name) and f.default is not None:
+                values[f.name] = f.initial(g.tenant)  # the provider's starting point
     return render_template("admin/connection.html", tenant=g.tenant, membership=g.membership, connection=conn,
                            providers=registered, chosen=chosen, values=values, errors=errors or {},
                            can_manage="tenant.manage" in g.membership.capabilities, form=EmptyForm(),

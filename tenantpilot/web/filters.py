@@ -59,3 +59,10 @@ def register(app):
     app.jinja_env.globals["notifications_poll_seconds"] = notifications.POLL_SECONDS
     app.jinja_env.globals["tenant_pages"] = tenant_pages
     app.jinja_env.globals["tenant_actions"] = tenant_actions
+
+    def workspace_actions(membership):
+        """Plugin links of the workspace header the member may use."""
+        actions = app.extensions["tenantpilot"].registry.workspace_actions
+        return [a for a in actions if membership is not None and a.capability in membership.capabilities]
+
+    app.jinja_env.globals["workspace_actions"] = workspace_actions

@@ -17,7 +17,8 @@ def tenantpilot_register_providers(app):
         policy_types={key: label for key, (label, _) in POLICY_TYPES.items()},
         fields=(
             ProviderField("tenant_guid", "Directory (tenant) ID", kind="guid",
-                          help="The Microsoft Entra tenant's GUID."),
+                          help="The Microsoft Entra tenant's GUID.",
+                          default=lambda tenant: tenant.external_id),  # the tenant's own directory id
             ProviderField("client_id", "Application (client) ID", kind="guid",
                           help="The app registration granted the Graph application permissions."),
             ProviderField("client_secret_ref", "Client secret reference", kind="secret_ref",

@@ -2,7 +2,7 @@
 tenant through identify → connect_provider → verify_access → ready_for_activation →
 activated, its "Verify tenant access" operation type, and the "Onboarding checkpoints"
 telemetry family whose only source is that wizard."""
-from tenantpilot.api import EventFamily, OperationType
+from tenantpilot.api import EventFamily, OperationType, WorkspaceAction
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the onboarding table on the shared metadata)
@@ -10,6 +10,12 @@ from . import service
 
 __version__ = "0.1.0"
 CHECKPOINTS = service.CHECKPOINTS
+
+
+@hookimpl
+def tenantpilot_register_workspace_actions(app):
+    return WorkspaceAction(key="onboarding.new_tenant", label="Onboard a tenant", endpoint="onboarding_admin.index",
+                           capability=service.MANAGE)
 
 
 @hookimpl

@@ -26,13 +26,6 @@ FORM_EXPIRED = "The form expired; reload the page and try again."
 HOOK_GRACE_SECONDS = 30
 
 
-@bp.app_context_processor
-def _onboarding_link():
-    # Lets core templates link here only when this plugin is installed (the tenant list
-    # shows "Onboard a tenant" when ``onboarding_url`` is defined).
-    return {"onboarding_url": lambda: url_for("onboarding_admin.index")}
-
-
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
 

@@ -38,7 +38,7 @@ def test_onboard_a_tenant_to_activated_and_see_it_in_product_telemetry(app, worl
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         sign_in(page, base, "admin", "manager@example.test", "manager-pass-123")
         page.wait_for_selector("text=Your role")
-        page.click("[data-link=onboarding]")
+        page.click("[data-link='onboarding.new_tenant']")
         page.wait_for_selector("h2:has-text('Onboarding')")
         assert "No onboarding drafts in this workspace yet." in page.inner_text("[data-table=drafts]")
         page.click("[data-action=new-draft]")
@@ -102,7 +102,7 @@ def test_onboard_a_tenant_to_activated_and_see_it_in_product_telemetry(app, worl
         screenshot(page, "onboarding-list")
         page.click("a:has-text('Fabrikam MSP')")
         page.wait_for_selector("tbody tr a:has-text('Contoso Ltd')")
-        assert page.locator("[data-link=onboarding]").is_visible()
+        assert page.locator("[data-link='onboarding.new_tenant']").is_visible()
         screenshot(page, "onboarding-tenant-list")
 
         # /system: the platform operator sees the four tenant-linked checkpoints.
