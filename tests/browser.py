@@ -63,4 +63,4 @@ def sign_in(page, base: str, plane: str, email: str, password: str) -> None:
     page.goto(f"{base}/{plane}/login")
     page.fill("#email", email)
     page.fill("#password", password)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # (signed in already, the top bar has a Sign out button)

@@ -33,4 +33,39 @@
       event.detail.isError = false;
     }
   });
+
+  // Keyboard: a link styled as a button (role=button) answers Space like a button does.
+  document.addEventListener("keydown", function (event) {
+    var el = event.target;
+    if (event.key === " " && el instanceof Element && el.matches("a[role=button][href]")) {
+      event.preventDefault();
+      el.click();
+    }
+  });
+
+  // Keyboard: after a swap into [data-focus-on-swap], the focus goes to the new step (its
+  // first field with an error, else its heading, else its first control) when it was on what
+  // asked for the step or was lost with the old content; never when it is elsewhere.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var panel = event.detail.target;
+    var active = document.activeElement;
+    var trigger = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!(panel instanceof Element) || !panel.matches("[data-focus-on-swap]")
+        || (active && active !== document.body && !(trigger instanceof Element && trigger.contains(active)))) {
+      return;
+    }
+    var next = panel.querySelector("[aria-invalid=true]") || panel.querySelector("[tabindex='-1']")
+      || panel.querySelector("a[href], button:not([disabled]), input:not([type=hidden]), select, textarea");
+    if (next) {
+      next.focus();
+    }
+  });
+
+  // A page answered with field errors: the focus starts on the first one.
+  document.addEventListener("DOMContentLoaded", function () {
+    var invalid = document.querySelector("main [aria-invalid=true]");
+    if (invalid && !document.querySelector("[autofocus]")) {
+      invalid.focus();
+    }
+  });
 })();
