@@ -37,7 +37,7 @@ run: install
 	$(BIN)/flask --app wsgi serve --port $(PORT)
 
 # Runs against PostgreSQL + Redis on 127.0.0.1 when reachable (own database
-# tenantpilot_test, Redis db 13, per-test key prefixes), else SQLite + in-process queue;
+# tenantpilot_test_<checkout hash>, Redis db 13, per-test key prefixes), else SQLite + in-process queue;
 # the first line of the output says which.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

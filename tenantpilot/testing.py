@@ -9,7 +9,7 @@ Enable in a plugin's tests with ``pytest_plugins = ["tenantpilot.testing"]``. Th
   signs in through the real form (with its CSRF token).
 
 Backends: PostgreSQL and Redis when reachable (``TEST_DATABASE_URL`` / ``TEST_REDIS_URL``,
-defaulting to 127.0.0.1 with the database ``tenantpilot_test`` and Redis db 13), else
+defaulting to 127.0.0.1 with a database ``tenantpilot_test_<checkout>`` and Redis db 13), else
 SQLite and an in-process queue. ``TENANTPILOT_TEST_REQUIRE_REAL=1`` turns a missing
 backend into an error instead of a fallback. Each app uses its own queue/key prefix and
 cleans only the Redis keys carrying it.
@@ -25,7 +25,19 @@ from dataclasses import dataclass
 
 import pytest
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/tenantpilot_test"
+
+
+def _default_pg() -> str:
+    """One test database per checkout (named by a hash of its path): two working copies
+    on one machine never reset each other's schema."""
+    import hashlib
+    from pathlib import Path
+
+    tag = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+    return f"postgresql://postgres@127.0.0.1:5432/tenantpilot_test_{tag}"
+
+
+DEFAULT_PG = _default_pg()
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 _counter = itertools.count()
 
