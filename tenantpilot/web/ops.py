@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import AuditLog, OperationRun, OperationRunTenant, Tenant, Workspace
 from ..planes import platform_required
 from ..runs import Scope, tenant_universe
-from ..timeutil import utcnow
+from ..timeutil import iso_utc, utcnow
 from . import inputs
 from .forms import EmptyForm, PreflightForm, RunForm
 from .system import current_actor
@@ -216,8 +216,7 @@ def confirm(key: str):
     status = 200 if request.method == "GET" else (409 if outcome and outcome.status == "blocked" else 422)
     return render_template("system/confirm.html", runbook=runbook, form=form, scope=scope, result=result,
                            scope_text=scope_label(scope), preflight_event=event, outcome=outcome,
-                           reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None),
-                           age_minutes=int((utcnow() - event.recorded_at).total_seconds() // 60)), status
+                           reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None)), status
 
 
 def _drift(runbook, scope: dict, before: dict) -> str | None:
@@ -358,7 +357,7 @@ def run_csv(run_id: int):
          "finished_at"],
         ([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or "",
           " ".join(f"{k}={v}" for k, v in sorted((rt.counts or {}).items())),
-          rt.started_at.isoformat() if rt.started_at else "", rt.finished_at.isoformat() if rt.finished_at else ""]
+          iso_utc(rt.started_at), iso_utc(rt.finished_at)]
          for rt, name, external_id in rows))
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})

@@ -28,9 +28,12 @@ from sqlalchemy import func, inspect, select
 
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun
+from tenantpilot.timeutil import iso_utc
 from tenantpilot.web.inputs import csv_cell
 
-FORMAT_VERSION = 1  # part of the fingerprint: a format change never reuses an older pack
+# Part of the fingerprint: a format change never reuses an older pack. 2: timestamps as
+# tenantpilot.timeutil.iso_utc (to the second, with offset), as every other export.
+FORMAT_VERSION = 2
 RUN_TYPE = "review_pack.generate"
 RECENT_RUNS_LIMIT = 500
 FINDING_COLUMNS = ("id", "type", "severity", "status", "title", "fingerprint", "created_at", "first_seen_at",
@@ -117,9 +120,10 @@ def data_fingerprint(tenant_id: int, include_operations: bool, include_pii: bool
 # --- values ----------------------------------------------------------------------------
 
 def _plain(value):
-    """A JSON-safe value: timestamps as ISO-8601 UTC (stored naive UTC)."""
+    """A JSON-safe value: timestamps as ISO 8601 with offset (stored naive UTC), the one
+    format of every export: 2026-12-01T17:45:00+00:00."""
     if isinstance(value, datetime):
-        return value.isoformat() + "Z"
+        return iso_utc(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -269,7 +273,7 @@ def build(path, *, pack_id: int, tenant, include_operations: bool, include_pii: 
             "rows": counts,
             "files": sorted(f"{name}.{ext}" for name in counts for ext in ("json", "csv")),
             "data_fingerprint": fingerprint,
-            "timestamps": "ISO-8601, UTC",
+            "timestamps": "ISO 8601 with offset, UTC (2026-12-01T17:45:00+00:00)",
         }
         if include_pii:
             manifest["requested_by"] = requested_by

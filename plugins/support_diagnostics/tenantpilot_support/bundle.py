@@ -22,7 +22,7 @@ from tenantpilot import providers
 from tenantpilot.extensions import db
 from tenantpilot.models import Membership, OperationRun, Tenant, User
 from tenantpilot.sanitize import safe_message, safe_reason
-from tenantpilot.timeutil import utcnow
+from tenantpilot.timeutil import iso_utc, utcnow
 
 log = logging.getLogger("tenantpilot.support_diagnostics")
 RUN_LIMIT = 10
@@ -58,8 +58,9 @@ def section_counts(bundle: dict[str, Any]) -> dict[str, int]:
 
 
 def as_json(bundle: dict[str, Any]) -> str:
-    """The bundle as indented JSON (timestamps ISO-8601), to paste into a support ticket."""
-    return json.dumps(bundle, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+    """The bundle as indented JSON (timestamps ISO 8601 with offset, like every export), to
+    paste into a support ticket."""
+    return json.dumps(bundle, indent=2, default=lambda v: iso_utc(v) if isinstance(v, datetime) else str(v))
 
 
 def _provider(tenant_id: int, check: bool) -> dict[str, Any]:
