@@ -44,7 +44,7 @@ from .extensions import db
 from .hookspecs import hookimpl
 from .models import AlertDelivery, Notification, OperationRun, PlatformUser
 from .sanitize import REASON_RE, safe_message, safe_reason
-from .timeutil import utcnow
+from .timeutil import iso_utc, utcnow
 
 log = logging.getLogger("tenantpilot.alerts")
 
@@ -151,7 +151,7 @@ def build_payload(run: OperationRun) -> dict:
         "type": safe_message(run.type, 100),
         "label": safe_message(label, 120),
         "outcome": run.outcome,
-        "completed_at": run.completed_at.isoformat() + "Z" if run.completed_at else None,
+        "completed_at": iso_utc(run.completed_at) or None,
         "counts": counts,
         "tenants": {"total": run.tenants_total, "done": run.tenants_done,
                     "failed": run.tenants_failed, "skipped": run.tenants_skipped},

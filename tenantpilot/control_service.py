@@ -108,7 +108,7 @@ def validate_pause(control_key, scope_type, workspace_id, reason, expires_at, no
     if not REASON_MIN <= len(reason) <= REASON_MAX:
         errors["reason"] = f"The reason must be {REASON_MIN} to {REASON_MAX} characters (it has {len(reason)})."
     if expires_at is not None and expires_at <= (now or utcnow()):
-        errors["expires_at"] = "The expiry must be in the future (UTC)."
+        errors["expires_at"] = "The expiry must be in the future."
     if errors:
         raise ControlValidationError(errors)
     return PauseRequest(control, scope_type, workspace if scope_type == "workspace" else None, reason, expires_at)

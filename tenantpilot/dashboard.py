@@ -271,18 +271,3 @@ def health(app, now: datetime) -> dict:
         "pauses": pauses,
         "pauses_badge": "warn" if pauses else "ok",
     }
-
-
-def duration(seconds: int | None) -> str:
-    """A compact age: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
-    return f"{hours // 24} d {hours % 24} h" if hours % 24 else f"{hours // 24} d"

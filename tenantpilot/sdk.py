@@ -14,7 +14,7 @@ What is here, by purpose:
 - **data** — ``db`` (Flask-SQLAlchemy: plugin models subclass ``db.Model``) and the core
   models a plugin may read: ``Tenant``, ``Workspace``, ``Membership``, ``User``,
   ``OperationRun``, ``AuditLog``, ``ProviderConnection``; ``utcnow`` (naive UTC, the clock
-  every stored time uses; tests can move it);
+  every stored time uses; tests can move it), ``iso_utc`` (ISO 8601 with offset, for exports);
 - **starting work** — ``start_operation`` (the one start seam), ``Scope``, ``Actor``,
   ``StartResult``, ``evaluate_control`` / ``ControlDecision``;
 - **recording** — ``record_audit`` (append-only audit log), ``record_event`` (product
@@ -52,7 +52,7 @@ from .planes import platform_required, tenant_required
 from .runs import Scope
 from .sanitize import safe_message, safe_reason
 from .seam import StartResult
-from .timeutil import utcnow
+from .timeutil import iso_utc, utcnow
 from .web.forms import EmptyForm
 from .web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id, csv_cell, csv_text, form_text, parse_int
 

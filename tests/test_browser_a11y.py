@@ -45,6 +45,8 @@ NOT_PAGES = {
     "system.bell": "htmx fragment: the bell, polled inside every page (checked there)",
     "ops.run_progress": "htmx fragment: a run page's live progress (checked inside the run page)",
     "ops.tenant_options": "htmx fragment: the preflight's tenant picker results (checked inside the preflight)",
+    "lookup.suggest_tenants": "htmx fragment: <option>s of a name filter's typeahead (checked inside the runs and audit pages)",
+    "lookup.suggest_workspaces": "htmx fragment: <option>s of a name filter's typeahead (checked inside the runs and audit pages)",
     "ops.run_csv": "CSV download",
     "controls.panel": "htmx fragment: a control card's idle panel (checked inside the controls page)",
     "controls.workspace_options": "htmx fragment: the pause form's workspace picker (checked inside the form)",

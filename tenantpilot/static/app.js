@@ -24,6 +24,56 @@
     button.className = button.getAttribute("data-class-" + mode) || "";
   });
 
+  // The viewer's time zone: the server renders times (and reads expiry pickers) in the zone
+  // of the tp_tz cookie, UTC without it (tenantpilot/web/locale.py). Set it from the
+  // browser's zone whenever they differ, so the next page shows local times.
+  var TZ_COOKIE = "tp_tz";
+  var ZONE_NAME = /^[A-Za-z0-9_+\/-]{1,64}$/;
+  function cookie(name) {
+    var parts = document.cookie ? document.cookie.split("; ") : [];
+    for (var i = 0; i < parts.length; i++) {
+      var eq = parts[i].indexOf("=");
+      if (parts[i].slice(0, eq) === name) { return parts[i].slice(eq + 1); }
+    }
+    return null;
+  }
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && ZONE_NAME.test(zone) && cookie(TZ_COOKIE) !== zone) {
+      document.cookie = TZ_COOKIE + "=" + zone + "; Path=/; Max-Age=31536000; SameSite=Lax" +
+        (location.protocol === "https:" ? "; Secure" : "");
+    }
+  } catch (e) { /* no Intl: times stay UTC, and say so */ }
+
+  // Relative hints of {{ ts|when }} ("(3 minutes ago)") stay current while a page is open:
+  // Babel's rules (tenantpilot/web/times.py), the browser's words for them.
+  var UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400],
+               ["hour", 3600], ["minute", 60], ["second", 1]];
+  var relative = null;
+  try {
+    relative = new Intl.RelativeTimeFormat(document.documentElement.lang || "en", { numeric: "always" });
+  } catch (e) { /* older browser: the server's hint stays */ }
+  function relativeText(seconds) {
+    if (Math.abs(seconds) < 1) { return "just now"; }
+    for (var i = 0; i < UNITS.length; i++) {
+      var value = Math.abs(seconds) / UNITS[i][1];
+      if (value >= 0.85 || UNITS[i][0] === "second") {
+        value = Math.max(1, Math.round(value));
+        return relative.format(seconds < 0 ? -value : value, UNITS[i][0]);
+      }
+    }
+    return "";
+  }
+  function refreshHints() {
+    if (!relative) { return; }
+    var now = Date.now();
+    document.querySelectorAll(".when > time[datetime] + [data-rel]").forEach(function (hint) {
+      var at = Date.parse(hint.previousElementSibling.getAttribute("datetime"));
+      if (!isNaN(at)) { hint.textContent = "(" + relativeText((at - now) / 1000) + ")"; }
+    });
+  }
+  setInterval(refreshHints, 30000);
+
   // Inside [data-swap-422]: a 422 (form with field errors) is swapped in like a 200, so the
   // errors show next to the fields instead of htmx dropping the response.
   document.addEventListener("htmx:beforeSwap", function (event) {

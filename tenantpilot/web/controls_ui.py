@@ -7,8 +7,6 @@ that card's panel showing the step. All writes go through control_service.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
@@ -17,12 +15,12 @@ from .. import idempotency
 from ..extensions import db
 from ..models import PlatformUser, Workspace
 from ..planes import platform_required
-from . import inputs
+from . import inputs, times
+from .locale import valid_zone, viewer_timezone
 from .system import current_actor
 
 bp = Blueprint("controls", __name__)
 CAPABILITY = "platform.ops.controls.manage"
-EXPIRY_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 PICKER_LIMIT = 50
 
 
@@ -87,20 +85,22 @@ def _workspaces(query: str = "", selected: int | None = None):
 
 def _form_values() -> dict:
     t = inputs.form_text
+    # The expiry is read in the zone its label named when the form was shown (the form
+    # carries it), so a zone cookie set in between cannot shift it; else the viewer's.
     return {"scope_type": t("scope_type"), "workspace_id": t("workspace_id"), "reason": t("reason"),
-            "expires_at": t("expires_at").strip(), "workspace_query": t("workspace_query")}
+            "expires_at": t("expires_at").strip(), "workspace_query": t("workspace_query"),
+            "tz": valid_zone(t("tz")) or viewer_timezone()}
 
 
-def _parse_expiry(raw: str, errors: dict):
+def _parse_expiry(raw: str, zone: str, errors: dict):
+    """The picker's local date and time in ``zone`` → naive UTC; a field error otherwise."""
     if not raw:
         return None
-    for fmt in EXPIRY_FORMATS:
-        try:
-            return datetime.strptime(raw, fmt)
-        except ValueError:
-            pass
-    errors["expires_at"] = "Enter the expiry as a date and time (UTC), e.g. 2030-01-31T18:00."
-    return None
+    try:
+        return times.parse_local(raw, zone)
+    except times.NotALocalTime as exc:
+        errors["expires_at"] = str(exc)
+        return None
 
 
 def _ws_id(raw):
@@ -112,7 +112,7 @@ def _ws_id(raw):
 
 def _validated_pause(key: str, values: dict):
     errors: dict = {}
-    expires_at = _parse_expiry(values["expires_at"], errors)
+    expires_at = _parse_expiry(values["expires_at"], values["tz"], errors)
     try:
         req = svc.validate_pause(key, values["scope_type"], _ws_id(values["workspace_id"]), values["reason"], expires_at)
     except svc.ControlValidationError as exc:
@@ -172,7 +172,7 @@ def pause(key: str):
     if request.method == "GET":
         scope = "global" if "global" in control.scopes else "workspace"
         return _pause_form(key, {"scope_type": scope, "workspace_id": "", "reason": "", "expires_at": "",
-                                 "workspace_query": ""}, {}, 200)
+                                 "workspace_query": "", "tz": viewer_timezone()}, {}, 200)
     values = _form_values()
     if request.form.get("search"):  # no-JS workspace search: redisplay the form
         return _pause_form(key, values, {}, 200)

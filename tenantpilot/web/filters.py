@@ -1,10 +1,8 @@
 """Jinja filters and globals shared by both planes."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..planes import current_plane
-from ..timeutil import utcnow
+from . import times
 
 BADGES = {
     "queued": "neutral", "running": "info", "completed": "neutral",
@@ -15,22 +13,8 @@ BADGES = {
 }
 
 
-def timeago(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    seconds = int((utcnow() - value).total_seconds())
-    future = seconds < 0
-    seconds = abs(seconds)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            text = f"{n} {unit}{'s' if n != 1 else ''}"
-            return f"in {text}" if future else f"{text} ago"
-    return "just now"
-
-
 def register(app):
-    app.jinja_env.filters["timeago"] = timeago
+    times.register(app)  # |when, |duration: the one way times are shown
     app.jinja_env.filters["badge"] = lambda status: BADGES.get(status, "neutral")
     app.jinja_env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
     app.jinja_env.filters["humanize"] = lambda s: (s or "").replace("_", " ")

@@ -27,15 +27,21 @@ def _known_zone(name: str) -> bool:
     return True
 
 
+def valid_zone(name: str | None) -> str | None:
+    """``name`` when it is a known IANA zone name, else None (whatever a client sent)."""
+    if name and len(name) <= 64 and all(c.isascii() and (c.isalnum() or c in "/_+-") for c in name) \
+            and _known_zone(name):
+        return name
+    return None
+
+
 def viewer_timezone() -> str:
     """The viewer's IANA zone name, or ``UTC`` for a missing or unknown cookie."""
     try:
         name = request.cookies.get(TZ_COOKIE, "")
     except RuntimeError:  # outside a request (CLI, jobs)
         return "UTC"
-    if name and len(name) <= 64 and all(c.isalnum() or c in "/_+-" for c in name) and _known_zone(name):
-        return name
-    return "UTC"
+    return valid_zone(name) or "UTC"
 
 
 def init_app(app) -> None:

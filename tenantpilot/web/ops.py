@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import AuditLog, OperationRun, OperationRunTenant, Tenant, Workspace
 from ..planes import platform_required
 from ..runs import Scope, tenant_universe
-from ..timeutil import utcnow
+from ..timeutil import iso_utc, utcnow
 from . import inputs, lookup
 from .forms import EmptyForm, PreflightForm, RunForm
 from .system import current_actor
@@ -215,8 +215,7 @@ def confirm(key: str):
     return render_template("system/confirm.html", runbook=runbook, form=form, scope=scope, result=result,
                            scope_text=scope_label(scope), preflight_event=event, outcome=outcome,
                            nothing_to_do=nothing_to_do,
-                           reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None),
-                           age_minutes=int((utcnow() - event.recorded_at).total_seconds() // 60)), status
+                           reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None)), status
 
 
 def _drift(runbook, scope: dict, before: dict) -> str | None:
@@ -377,10 +376,10 @@ def run_csv(run_id: int):
     count_keys = words.order_keys({k for rt, _, _ in rows for k in (rt.counts or {})}, run.type)
     body = inputs.csv_text(
         ["Tenant ID", "Tenant name", "External ID", "Tenant status", "Reason code", "Message"]
-        + [words.summary_label(k, run.type) for k in count_keys] + ["Started at (UTC)", "Finished at (UTC)"],
+        + [words.summary_label(k, run.type) for k in count_keys] + ["Started at", "Finished at"],
         ([rt.tenant_id, name, external_id, rt.status, rt.reason_code or "", rt.message or ""]
          + [(rt.counts or {}).get(k, "") for k in count_keys]
-         + [rt.started_at.isoformat() if rt.started_at else "", rt.finished_at.isoformat() if rt.finished_at else ""]
+         + [iso_utc(rt.started_at), iso_utc(rt.finished_at)]
          for rt, name, external_id in rows))
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})

@@ -15,7 +15,7 @@ from ..planes import platform_required
 from ..timeutil import utcnow
 from . import notifications as notifications_ui
 from .auth import account_view, login_view, logout_view, sign_out_everywhere_view
-from . import inputs
+from . import inputs, times
 from .forms import BreakGlassForm, EmptyForm
 
 bp = Blueprint("system", __name__)
@@ -110,7 +110,7 @@ def console():
         top_types=dashboard.top_failing_types(since), top_tenants=dashboard.top_failing_tenants(since),
         failures=dashboard.recent_failures(since), health=dashboard.health(app, now),
         recent=db.session.execute(select(OperationRun).order_by(OperationRun.id.desc()).limit(10)).scalars().all(),
-        widgets=widgets, form=break_glass_form_with_default(), empty_form=EmptyForm(), duration=dashboard.duration,
+        widgets=widgets, form=break_glass_form_with_default(), empty_form=EmptyForm(),
     )
     return page, 400 if window_error else 200
 
@@ -142,7 +142,7 @@ def break_glass_start():
                  summary="Break-glass session started",
                  metadata={"reason": session.reason, "minutes": form.minutes.data,
                            "expires_at": session.expires_at.isoformat()})
-    flash(f"Break-glass active until {session.expires_at:%H:%M} UTC. Operational controls still apply.", "warning")
+    flash(f"Break-glass active until {times.local_text(session.expires_at)}. Operational controls still apply.", "warning")
     return redirect(url_for("system.console"))
 
 

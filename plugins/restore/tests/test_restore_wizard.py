@@ -1,4 +1,6 @@
 """The restore wizard end to end over HTTP with the simulated provider (SPEC 5)."""
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -118,6 +120,8 @@ def test_wizard_end_to_end_dry_run_changes_nothing_and_execute_restores_the_back
         (rr_id, 7, tenant.id)]
     detail = client.get(f"/admin/t/{tenant.id}/restore-runs/{rr_id}").get_data(as_text=True)
     assert "Succeeded" in detail and f"operation run #{run_id}" in detail and detail.count('data-result="applied"') == 3
+    # How long its operation run waited and ran, as on every run page (issue 13, Times).
+    assert re.search(r'data-duration="queued">Queued for \d+ sec</span> · <span data-duration="ran">Ran for \d+', detail)
     run_page = client.get(f"/admin/t/{tenant.id}/runs/{run_id}")
     assert run_page.status_code == 200 and "Execute restore" in run_page.get_data(as_text=True)
     listing = client.get(f"/admin/t/{tenant.id}/restore-runs").get_data(as_text=True)

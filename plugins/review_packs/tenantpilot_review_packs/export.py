@@ -25,10 +25,12 @@ from datetime import date, datetime
 from typing import Any, Iterable
 
 from sqlalchemy import func, inspect, select
-from tenantpilot.sdk import OperationRun, csv_cell, db
+from tenantpilot.sdk import OperationRun, csv_cell, db, iso_utc
 
 
-FORMAT_VERSION = 1  # part of the fingerprint: a format change never reuses an older pack
+# Part of the fingerprint: a format change never reuses an older pack. 2: timestamps as
+# iso_utc (to the second, with offset), as every other export.
+FORMAT_VERSION = 2
 RUN_TYPE = "review_pack.generate"
 RECENT_RUNS_LIMIT = 500
 FINDING_COLUMNS = ("id", "type", "severity", "status", "title", "fingerprint", "created_at", "first_seen_at",
@@ -115,9 +117,10 @@ def data_fingerprint(tenant_id: int, include_operations: bool, include_pii: bool
 # --- values ----------------------------------------------------------------------------
 
 def _plain(value):
-    """A JSON-safe value: timestamps as ISO-8601 UTC (stored naive UTC)."""
+    """A JSON-safe value: timestamps as ISO 8601 with offset (stored naive UTC), the one
+    format of every export: 2026-12-01T17:45:00+00:00."""
     if isinstance(value, datetime):
-        return value.isoformat() + "Z"
+        return iso_utc(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -267,7 +270,7 @@ def build(path, *, pack_id: int, tenant, include_operations: bool, include_pii: 
             "rows": counts,
             "files": sorted(f"{name}.{ext}" for name in counts for ext in ("json", "csv")),
             "data_fingerprint": fingerprint,
-            "timestamps": "ISO-8601, UTC",
+            "timestamps": "ISO 8601 with offset, UTC (2026-12-01T17:45:00+00:00)",
         }
         if include_pii:
             manifest["requested_by"] = requested_by

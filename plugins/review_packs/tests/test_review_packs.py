@@ -367,6 +367,29 @@ def test_csv_cells_that_spreadsheets_would_run_are_neutralised(app, world, drain
     assert json_of(files["findings.json"])[0]["title"].startswith("=HYPERLINK")  # JSON keeps the raw value
 
 
+def test_timestamps_are_iso_8601_with_offset_in_csv_and_json(app, world, drain):
+    """One format for every export (tenantpilot.timeutil.iso_utc): to the second, UTC, with
+    its offset; the same text in the CSV and the JSON."""
+    import re
+
+    from tenantpilot.timeutil import utcnow
+
+    tenant, manager = world["tenant"], world["manager"]
+    add_findings(app, tenant, 1, first_seen_at=utcnow(), last_seen_at=utcnow())
+    start_noop(app, tenant, manager, drain)
+    client = signed_in(app, manager.email)
+    files = zip_files(app, ready_pack(app, client, tenant, drain, ops=True).id)
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+    for source, columns in (("findings", ("created_at", "first_seen_at", "last_seen_at")),
+                            ("operation_runs", ("created_at", "started_at", "completed_at"))):
+        [csv_row], [json_row] = csv_rows(files[f"{source}.csv"]), json_of(files[f"{source}.json"])
+        for column in columns:
+            assert iso.fullmatch(csv_row[column]) and csv_row[column] == json_row[column], (source, column)
+    manifest = json_of(files["manifest.json"])
+    assert iso.fullmatch(manifest["generated_at"]) and iso.fullmatch(manifest["expires_at"])
+    assert manifest["format_version"] == 2
+
+
 def test_requests_are_audited_without_secrets(app, world, drain):
     client = signed_in(app, world["manager"].email)
     request_pack(client, world["tenant"], pii=True)

@@ -17,8 +17,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from tenantpilot.sdk import (Membership, OperationRun, Tenant, User, check_provider_connection, db, provider_connection, registered_providers,
-                             safe_message, safe_reason, utcnow)
+from tenantpilot.sdk import (Membership, OperationRun, Tenant, User, check_provider_connection, db, iso_utc,
+                             provider_connection, registered_providers, safe_message, safe_reason, utcnow)
 
 
 log = logging.getLogger("tenantpilot.support_diagnostics")
@@ -55,8 +55,9 @@ def section_counts(bundle: dict[str, Any]) -> dict[str, int]:
 
 
 def as_json(bundle: dict[str, Any]) -> str:
-    """The bundle as indented JSON (timestamps ISO-8601), to paste into a support ticket."""
-    return json.dumps(bundle, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+    """The bundle as indented JSON (timestamps ISO 8601 with offset, like every export), to
+    paste into a support ticket."""
+    return json.dumps(bundle, indent=2, default=lambda v: iso_utc(v) if isinstance(v, datetime) else str(v))
 
 
 def _provider(tenant_id: int, check: bool) -> dict[str, Any]:
