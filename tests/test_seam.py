@@ -185,6 +185,23 @@ def test_global_pause_wins_and_workspace_pause_only_skips_its_tenants(app, facto
     run = run_row(app, run_id)
     assert (run.tenants_skipped, run.outcome) == (3, "succeeded")
 
+    # Now a global pause on top of A's workspace pause: the global one wins everywhere, so
+    # the operator reads the global reason (not A's), and B, which has no pause of its own,
+    # is blocked too. The workspace row was inserted first, so insertion order cannot hide
+    # a reversed precedence.
+    pause(app, reason="Platform-wide freeze for the DB upgrade")
+    runs_before = count(app, OperationRun)
+    for scope in (Scope("workspace", workspace_id=ws_a.id), Scope("single_tenant", tenant_id=a_ids[0]),
+                  Scope("workspace", workspace_id=ws_b.id), Scope("all_tenants")):
+        status, blocked_run, result = start(app, actor, scope=scope)
+        assert (status, blocked_run) == ("blocked", None), scope
+        assert result.decision.matched_scope == "global" and result.decision.workspace_id is None, scope
+        assert result.message == "Fan-out test is currently paused. Platform-wide freeze for the DB upgrade"
+    assert count(app, OperationRun) == runs_before
+    events = audit_rows(app, "operational_control.execution_blocked")[1:]  # [0]: A's blocked start above
+    assert [e.meta["scope_type"] for e in events] == ["global"] * 4
+    assert {e.meta["reason"] for e in events} == {"Platform-wide freeze for the DB upgrade"}
+
 
 def test_expired_pause_is_ignored(app, factory):
     ws = factory.workspace()
