@@ -153,18 +153,31 @@ def test_global_pause_blocks_with_no_run_no_job_and_a_platform_audit_event(app, 
     assert (event.workspace_id, event.tenant_id) == (None, None)
     assert event.meta["requested_scope"] == "all_tenants"
     assert event.meta["control_key"] == "tests.fanout" and event.meta["actor_id"] == user.id
+    # What the audit log page shows: who, on what, and why.
+    assert (event.actor_type, event.actor_id) == ("platform", user.id)
+    assert (event.target_type, event.target_id, event.target_label) == ("operation_type", "tests.fanout", "Fan-out test")
+    assert event.summary == "Fan-out test blocked: control tests.fanout is paused"
+    assert event.meta["source"] == "system_ui" and event.meta["reason"] == "Vendor incident, hold all repairs"
 
 
 def test_blocked_single_tenant_start_is_owned_by_that_workspace_and_tenant(app, factory):
     ws = factory.workspace()
     tenant = factory.tenant(ws)
-    pause(app, "workspace", ws.id)
+    expires = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    pause(app, "workspace", ws.id, expires_at=expires)
     status, _, _ = start(app, platform_actor(app, factory.platform_user()),
-                         scope=Scope("single_tenant", tenant_id=tenant.id))
+                         scope=Scope("single_tenant", tenant_id=tenant.id), source="cli",
+                         context={"blocked_metadata": {"backup_set_id": 7}})
     assert status == "blocked"
     [event] = audit_rows(app, "operational_control.execution_blocked")
     assert (event.workspace_id, event.tenant_id) == (ws.id, tenant.id)
     assert event.meta["scope_type"] == "workspace"
+    # The matched pause and the refused request, as the audit detail page lists them; a
+    # caller's blocked_metadata (restore: the backup set) is carried along.
+    assert {k: event.meta[k] for k in ("workspace_id", "expires_at", "requested_scope", "requested_workspace_id",
+                                       "requested_tenant_id", "source", "backup_set_id")} == {
+        "workspace_id": ws.id, "expires_at": expires.isoformat(), "requested_scope": "single_tenant",
+        "requested_workspace_id": ws.id, "requested_tenant_id": tenant.id, "source": "cli", "backup_set_id": 7}
 
 
 def test_global_pause_wins_and_workspace_pause_only_skips_its_tenants(app, factory, drain):
@@ -438,3 +451,86 @@ def test_orphaned_batches_are_recovered_and_the_run_completes(make_app, factory,
     assert (run.status, run.outcome) == ("completed", "partially_succeeded")
     assert (run.tenants_done, run.tenants_failed, run.summary_counts["processed"]) == (12, 1, 11)
     assert tenant_rows(app, run_id)[ids[0]][:2] == ("failed", "worker_lost")
+
+
+def test_a_run_records_when_it_started_and_completed(app, factory, drain):
+    """The run pages show both times: a run with nothing to do completes at creation and
+    starts then too; a dispatched run started before it completed."""
+    empty, ws = factory.workspace(), factory.workspace()
+    factory.tenants(ws, 2)
+    actor = Actor.system()
+    _, nothing, _ = start(app, actor, scope=Scope("workspace", workspace_id=empty.id), source="cli")
+    run = run_row(app, nothing)
+    assert (run.status, run.outcome, run.tenants_total) == ("completed", "succeeded", 0)
+    assert run.completed_at is not None and run.started_at == run.completed_at
+    _, dispatched, _ = start(app, actor, scope=Scope("workspace", workspace_id=ws.id), source="cli")
+    assert run_row(app, dispatched).completed_at is None
+    drain()
+    run = run_row(app, dispatched)
+    assert run.status == "completed" and run.started_at is not None and run.completed_at is not None
+    assert run.started_at < run.completed_at
+
+
+def test_an_open_circuit_fails_the_run_though_the_rest_was_cancelled(make_app, factory, drain):
+    """Three failures in a row trip the breaker (minimum 3 tenants, ratio 0.5); the five
+    tenants still pending are cancelled, and the run reads failed, not partially succeeded."""
+    app = make_app(plugins=[fanout_plugin], TENANTPILOT_FANOUT_BATCH_SIZE=1, TENANTPILOT_CIRCUIT_MIN_TENANTS=3)
+    f = type(factory)(app)
+    ws = f.workspace()
+    for i in range(3):
+        f.tenant(ws, name=f"fail-{i}")  # lowest ids: their jobs run first
+    f.tenants(ws, 5)
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    drain(app)
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome, run.cancel_requested) == ("completed", "failed", False)
+    assert (run.tenants_done, run.tenants_failed) == (8, 3)
+    assert run.failure_summary[0]["reason_code"] == "circuit_open"
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert sorted(statuses) == ["cancelled"] * 5 + ["failed"] * 3
+
+
+def test_failed_items_in_finished_tenants_make_the_run_partially_succeeded(make_app, factory, drain):
+    from tenantpilot import hookimpl
+    from tenantpilot.api import OperationType
+
+    class ItemsFailing:
+        @hookimpl
+        def tenantpilot_register_operation_types(self, app):
+            return OperationType(key="tests.items", label="Items", summary_keys=("applied", "items_failed"),
+                                 partial_failure_key="items_failed",
+                                 execute_tenant=lambda job: {"applied": 2, "items_failed": job.tenant_id % 2})
+
+    app = make_app(plugins=[("items", ItemsFailing())])
+    f = type(factory)(app)
+    ws = f.workspace()
+    ids = f.tenants(ws, 2)
+    outcomes = {}
+    for tenant_id in ids:
+        with app.app_context():
+            outcomes[tenant_id] = seam.start("tests.items", scope=Scope("single_tenant", tenant_id=tenant_id),
+                                             actor=Actor.system(), source="cli").run.id
+    drain(app)
+    for tenant_id, run_id in outcomes.items():
+        run = run_row(app, run_id)
+        assert (run.tenants_failed, run.summary_counts["items_failed"]) == (0, tenant_id % 2)
+        assert run.outcome == ("partially_succeeded" if tenant_id % 2 else "succeeded"), tenant_id
+
+
+def test_an_expired_or_another_controls_workspace_pause_skips_no_tenant(app, factory, drain):
+    """Only a live pause of this operation's own control key skips a workspace's tenants
+    in an all-tenants run."""
+    ws_a, ws_b = factory.workspace(), factory.workspace()
+    factory.tenants(ws_a, 2)
+    factory.tenants(ws_b, 2)
+    pause(app, "workspace", ws_a.id, expires_at=utcnow() - timedelta(seconds=1))
+    with app.app_context():
+        db.session.add(OperationalControlActivation(control_key="tests.other", scope_type="workspace",
+                                                    workspace_id=ws_b.id, reason_text="Another control"))
+        db.session.commit()
+    status, run_id, _ = start(app, Actor.system(), source="cli")
+    assert status == "started"
+    drain()
+    run = run_row(app, run_id)
+    assert (run.tenants_total, run.tenants_skipped, run.outcome) == (4, 0, "succeeded")
+    assert {s for s, _, _ in tenant_rows(app, run_id).values()} == {"succeeded"}
