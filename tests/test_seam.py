@@ -517,16 +517,17 @@ def test_failed_items_in_finished_tenants_make_the_run_partially_succeeded(make_
         assert run.outcome == ("partially_succeeded" if tenant_id % 2 else "succeeded"), tenant_id
 
 
-def test_an_expired_or_another_controls_workspace_pause_skips_no_tenant(app, factory, drain):
-    """Only a live pause of this operation's own control key skips a workspace's tenants
-    in an all-tenants run."""
+def test_an_expired_or_another_controls_pause_blocks_and_skips_nothing(app, factory, drain):
+    """Only a live pause of this operation's own control key blocks it, or skips a
+    workspace's tenants in an all-tenants run."""
     ws_a, ws_b = factory.workspace(), factory.workspace()
     factory.tenants(ws_a, 2)
     factory.tenants(ws_b, 2)
     pause(app, "workspace", ws_a.id, expires_at=utcnow() - timedelta(seconds=1))
     with app.app_context():
-        db.session.add(OperationalControlActivation(control_key="tests.other", scope_type="workspace",
-                                                    workspace_id=ws_b.id, reason_text="Another control"))
+        for scope_type, workspace_id in (("workspace", ws_b.id), ("global", None)):
+            db.session.add(OperationalControlActivation(control_key="tests.other", scope_type=scope_type,
+                                                        workspace_id=workspace_id, reason_text="Another control"))
         db.session.commit()
     status, run_id, _ = start(app, Actor.system(), source="cli")
     assert status == "started"
@@ -534,3 +535,17 @@ def test_an_expired_or_another_controls_workspace_pause_skips_no_tenant(app, fac
     run = run_row(app, run_id)
     assert (run.tenants_total, run.tenants_skipped, run.outcome) == (4, 0, "succeeded")
     assert {s for s, _, _ in tenant_rows(app, run_id).values()} == {"succeeded"}
+    assert audit_rows(app, "operational_control.execution_blocked") == []
+
+
+def test_a_running_run_still_holds_its_identity_and_the_scope_lock(app, factory):
+    """Dedup and the scope lock hold while a run is running, not only while queued."""
+    factory.tenants(factory.workspace(), 2)
+    actor = Actor.system()
+    _, first, _ = start(app, actor, source="cli", identity_inputs={"variant": "a"})
+    with app.app_context():
+        runs.mark_running(first)
+    assert run_row(app, first).status == "running"
+    assert start(app, actor, source="cli", identity_inputs={"variant": "a"})[:2] == ("deduped", first)
+    assert start(app, actor, source="cli", identity_inputs={"variant": "b"})[:2] == ("scope_busy", first)
+    assert count(app, OperationRun) == 1
