@@ -318,6 +318,33 @@ def test_tenant_plane_capabilities_404_then_403_then_allowed(make_app, factory):
             result = seam.start("tests.tenant_action", scope=scope, actor=Actor.human(user), source="tenant_ui",
                                 identity_inputs={"user": user.id})
         assert result.status == expected, (user.email, result.status)
+    # A tenant user never starts a workspace-wide run, even as its owner: 403.
+    owner = f.user(memberships=[(ws, "owner")])
+    with app.app_context():
+        result = seam.start("tests.tenant_action", scope=Scope("workspace", workspace_id=ws.id),
+                            actor=Actor.human(owner), source="tenant_ui")
+    assert (result.status, result.http_status) == ("forbidden", 403)
+
+
+def test_a_member_holding_exactly_the_required_capabilities_may_start(make_app, factory):
+    from tenantpilot import hookimpl
+    from tenantpilot.api import OperationType
+
+    class ViewOnly:
+        @hookimpl
+        def tenantpilot_register_operation_types(self, app):
+            return OperationType(key="tests.view_only", label="View only", execute_tenant=lambda job: {},
+                                 tenant_capabilities=("tenant.view",), scopes=("single_tenant",))
+
+    app = make_app(plugins=[("view-only", ViewOnly())])
+    f = type(factory)(app)
+    ws = f.workspace()
+    tenant = f.tenant(ws)
+    reader = f.user(memberships=[(ws, "readonly")])  # its capabilities are exactly {tenant.view}
+    with app.app_context():
+        result = seam.start("tests.view_only", scope=Scope("single_tenant", tenant_id=tenant.id),
+                            actor=Actor.human(reader), source="tenant_ui")
+    assert result.status == "started"
 
 
 def test_queue_outage_marks_the_run_failed_instead_of_leaving_it_queued(make_app, factory):
