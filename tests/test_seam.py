@@ -576,3 +576,15 @@ def test_a_running_run_still_holds_its_identity_and_the_scope_lock(app, factory)
     assert start(app, actor, source="cli", identity_inputs={"variant": "a"})[:2] == ("deduped", first)
     assert start(app, actor, source="cli", identity_inputs={"variant": "b"})[:2] == ("scope_busy", first)
     assert count(app, OperationRun) == 1
+
+
+def test_every_attempted_tenant_failing_is_a_failed_run_though_some_were_skipped(app, factory, drain):
+    ws_paused, ws = factory.workspace(), factory.workspace()
+    factory.tenants(ws_paused, 1)
+    for i in range(2):
+        factory.tenant(ws, name=f"fail-{i}")
+    pause(app, "workspace", ws_paused.id)
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    drain()
+    run = run_row(app, run_id)
+    assert (run.tenants_skipped, run.tenants_failed, run.outcome) == (1, 2, "failed")
