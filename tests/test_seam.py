@@ -588,3 +588,15 @@ def test_every_attempted_tenant_failing_is_a_failed_run_though_some_were_skipped
     drain()
     run = run_row(app, run_id)
     assert (run.tenants_skipped, run.tenants_failed, run.outcome) == (1, 2, "failed")
+
+
+def test_a_workspace_pause_with_an_expiry_skips_its_tenants_until_then(app, factory, drain):
+    ws_paused, ws = factory.workspace(), factory.workspace()
+    paused_ids = factory.tenants(ws_paused, 2)
+    factory.tenants(ws, 1)
+    pause(app, "workspace", ws_paused.id, expires_at=utcnow() + timedelta(hours=1))
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    drain()
+    rows = tenant_rows(app, run_id)
+    assert {rows[t] for t in paused_ids} == {("skipped", "paused", None)}
+    assert run_row(app, run_id).tenants_skipped == 2
