@@ -11,7 +11,7 @@ PLUGINS = $(wildcard plugins/*/setup.cfg)
 EXAMPLE       = examples/tenantpilot-trim-names
 EXAMPLE_FILES = $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(wildcard $(EXAMPLE)/tenantpilot_trim_names/*.py)
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,19 @@ test: install
 bench: install
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# Mutation testing (docs/mutation.md), not part of CI: mutmut mutates the functions named in
+# MUTANTS (globs over mutmut's names; MUTANTS= mutates all of seam.py, controls.py and
+# runs.py, about two hours on two cores) and runs, per mutant, only the tests of setup.cfg's
+# [mutmut] section that cover it, fail-fast, on SQLite and the in-process queue.
+MUTANTS ?= tenantpilot.controls.* tenantpilot.seam.x__check_capabilities* tenantpilot.seam.x__audit_blocked* \
+	tenantpilot.seam.x__record_started* tenantpilot.runs.x__mark_completed* tenantpilot.runs.x__active_conflict*
+MUTATION_CHILDREN ?= 2
+
+mutation: install
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	rm -rf mutants
+	TEST_DATABASE_URL=sqlite TEST_REDIS_URL=none $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) \
+	  $(foreach m,$(MUTANTS),'$(m)') && $(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache mutants

@@ -129,6 +129,38 @@ def test_bad_input_raises_field_errors_and_writes_nothing(app, world, args, fiel
     assert rows(app) == [] and control_audits(app) == []
 
 
+def test_a_global_pause_wins_over_a_workspace_pause_whichever_came_first(app, world):
+    """SPEC 4 precedence, on the evaluator itself: the decision (and so the reason an
+    operator reads) is the global pause's while one is active, in every workspace."""
+    actor, ws, ws2 = world["actor"], world["ws"], world["ws2"]
+
+    def decision(workspace_id):
+        with app.app_context():
+            d = controls.evaluate(KEY, workspace_id)
+            return d.effective_state, d.matched_scope, d.workspace_id, d.reason
+
+    call(app, svc.pause, KEY, "workspace", ws.id, "Workspace migration", None, actor)  # first: lower id
+    call(app, svc.pause, KEY, "global", None, REASON, None, actor)
+    for workspace_id in (ws.id, ws2.id, None):
+        assert decision(workspace_id) == ("paused", "global", None, REASON), workspace_id
+    call(app, svc.resume, KEY, "global", None, actor)
+    assert decision(ws.id) == ("paused", "workspace", ws.id, "Workspace migration")
+    assert decision(ws2.id) == ("enabled", "none", None, None)
+    assert decision(None) == ("enabled", "none", None, None)  # the platform-wide view: global only
+    # The other way round: the workspace pause is the newer row; global still wins.
+    call(app, svc.resume, KEY, "workspace", ws.id, actor)
+    call(app, svc.pause, KEY, "global", None, REASON, None, actor)
+    call(app, svc.pause, KEY, "workspace", ws.id, "Workspace migration", None, actor)
+    assert decision(ws.id) == ("paused", "global", None, REASON)
+    # An expired global pause no longer wins: the workspace's own pause applies at once.
+    with app.app_context():
+        db.session.execute(Activation.__table__.update().where(Activation.scope_type == "global")
+                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert decision(ws.id) == ("paused", "workspace", ws.id, "Workspace migration")
+    assert decision(ws2.id) == ("enabled", "none", None, None)
+
+
 def test_reason_of_5_and_500_characters_is_accepted(app, world):
     assert call(app, svc.pause, KEY, "global", None, "x" * 5, None, world["actor"]) == "paused"
     assert call(app, svc.pause, KEY, "global", None, "y" * 500, None, world["actor"]) == "updated"

@@ -64,8 +64,13 @@ def test_catalog_shows_runbooks_one_may_run(app, world):
     assert "Legacy rename" not in other.get_data(as_text=True) if False else "Legacy rename" not in \
         other.get("/system/ops/runbooks").get_data(as_text=True)
     assert other.get("/system/ops/runbooks/tests.rename/preflight").status_code == 403
-    resp = other.post("/system/ops/runbooks/tests.rename/preflight", data={"kind": "all_tenants"})
-    assert resp.status_code in (400, 403)  # CSRF or capability: never a preflight
+    # With a valid CSRF token the request reaches the capability check: 403, never a preflight.
+    token = csrf_from(other.get("/system/ops/runbooks").get_data(as_text=True))
+    resp = other.post("/system/ops/runbooks/tests.rename/preflight", data={"kind": "all_tenants", "csrf_token": token})
+    assert resp.status_code == 403
+    assert "Legacy rename" not in resp.get_data(as_text=True)
+    # Without one it stops earlier, at the CSRF check.
+    assert other.post("/system/ops/runbooks/tests.rename/preflight", data={"kind": "all_tenants"}).status_code == 400
     assert count(app, AuditLog, AuditLog.action == "platform.ops.runbooks.preflight") == 0
 
 
@@ -123,6 +128,39 @@ def test_reason_text_is_optional_for_a_single_tenant(app, world):
     assert resp.status_code == 302
     assert "tenant legacy Northwind 0" in body
     assert run_row(app, int(resp.headers["Location"].split("/")[-1])).tenants_total == 1
+
+
+def test_reason_text_is_required_for_a_workspace_scope(app, world):
+    """SPEC 3: all tenants *and* one workspace need a reason; only one tenant may go without."""
+    client = signed_in(app)
+    location = preflight(client, {"kind": "workspace", "workspace_id": world["ws"].id}).headers["Location"]
+    resp, body = confirm(client, location, confirmation="RENAME", reason_code="SUPPORT", reason_text="")
+    assert "(required for this scope)" in body and "(optional)" not in body
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="reason_text-error"' in html
+    assert "A reason (at least 5 characters) is required for this scope." in html
+    assert count(app, OperationRun) == 0 and audit_rows(app, "platform.ops.runbooks.start") == []
+    resp, _ = confirm(client, location, confirmation="RENAME", reason_code="SUPPORT", reason_text="Northwind only")
+    assert resp.status_code == 302 and run_row(app, int(resp.headers["Location"].split("/")[-1])).tenants_total == 3
+
+
+def test_reason_text_is_required_for_a_single_tenant_during_break_glass(app, world):
+    client = signed_in(app)
+    page = client.get("/system/break-glass").get_data(as_text=True)
+    assert client.post("/system/break-glass/start", data={"reason": "INC-9 tenant locked out", "minutes": "30",
+                                                          "csrf_token": csrf_from(page)}).status_code == 302
+    tenant = world["tenants"][0]
+    location = preflight(client, {"kind": "single_tenant", "tenant_id": tenant.id}).headers["Location"]
+    resp, body = confirm(client, location, confirmation="RENAME", reason_code="SUPPORT")
+    assert "(required for this scope and during break-glass)" in body
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="reason_text-error"' in html
+    assert "A reason (at least 5 characters) is required for this scope and during break-glass." in html
+    assert count(app, OperationRun) == 0 and audit_rows(app, "platform.ops.runbooks.start") == []
+    resp, _ = confirm(client, location, confirmation="RENAME", reason_code="SUPPORT", reason_text="INC-9 repair")
+    assert resp.status_code == 302
+    run = run_row(app, int(resp.headers["Location"].split("/")[-1]))
+    assert run.context["break_glass"] is True and run.context["reason_text"] == "INC-9 repair"
 
 
 def test_no_run_without_a_fresh_preflight_of_ones_own(app, world, monkeypatch):

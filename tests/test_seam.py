@@ -153,18 +153,31 @@ def test_global_pause_blocks_with_no_run_no_job_and_a_platform_audit_event(app, 
     assert (event.workspace_id, event.tenant_id) == (None, None)
     assert event.meta["requested_scope"] == "all_tenants"
     assert event.meta["control_key"] == "tests.fanout" and event.meta["actor_id"] == user.id
+    # What the audit log page shows: who, on what, and why.
+    assert (event.actor_type, event.actor_id) == ("platform", user.id)
+    assert (event.target_type, event.target_id, event.target_label) == ("operation_type", "tests.fanout", "Fan-out test")
+    assert event.summary == "Fan-out test blocked: control tests.fanout is paused"
+    assert event.meta["source"] == "system_ui" and event.meta["reason"] == "Vendor incident, hold all repairs"
 
 
 def test_blocked_single_tenant_start_is_owned_by_that_workspace_and_tenant(app, factory):
     ws = factory.workspace()
     tenant = factory.tenant(ws)
-    pause(app, "workspace", ws.id)
+    expires = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    pause(app, "workspace", ws.id, expires_at=expires)
     status, _, _ = start(app, platform_actor(app, factory.platform_user()),
-                         scope=Scope("single_tenant", tenant_id=tenant.id))
+                         scope=Scope("single_tenant", tenant_id=tenant.id), source="cli",
+                         context={"blocked_metadata": {"backup_set_id": 7}})
     assert status == "blocked"
     [event] = audit_rows(app, "operational_control.execution_blocked")
     assert (event.workspace_id, event.tenant_id) == (ws.id, tenant.id)
     assert event.meta["scope_type"] == "workspace"
+    # The matched pause and the refused request, as the audit detail page lists them; a
+    # caller's blocked_metadata (restore: the backup set) is carried along.
+    assert {k: event.meta[k] for k in ("workspace_id", "expires_at", "requested_scope", "requested_workspace_id",
+                                       "requested_tenant_id", "source", "backup_set_id")} == {
+        "workspace_id": ws.id, "expires_at": expires.isoformat(), "requested_scope": "single_tenant",
+        "requested_workspace_id": ws.id, "requested_tenant_id": tenant.id, "source": "cli", "backup_set_id": 7}
 
 
 def test_global_pause_wins_and_workspace_pause_only_skips_its_tenants(app, factory, drain):
@@ -184,6 +197,23 @@ def test_global_pause_wins_and_workspace_pause_only_skips_its_tenants(app, facto
     assert {rows[t][0] for t in b_ids} == {"succeeded"}
     run = run_row(app, run_id)
     assert (run.tenants_skipped, run.outcome) == (3, "succeeded")
+
+    # Now a global pause on top of A's workspace pause: the global one wins everywhere, so
+    # the operator reads the global reason (not A's), and B, which has no pause of its own,
+    # is blocked too. The workspace row was inserted first, so insertion order cannot hide
+    # a reversed precedence.
+    pause(app, reason="Platform-wide freeze for the DB upgrade")
+    runs_before = count(app, OperationRun)
+    for scope in (Scope("workspace", workspace_id=ws_a.id), Scope("single_tenant", tenant_id=a_ids[0]),
+                  Scope("workspace", workspace_id=ws_b.id), Scope("all_tenants")):
+        status, blocked_run, result = start(app, actor, scope=scope)
+        assert (status, blocked_run) == ("blocked", None), scope
+        assert result.decision.matched_scope == "global" and result.decision.workspace_id is None, scope
+        assert result.message == "Fan-out test is currently paused. Platform-wide freeze for the DB upgrade"
+    assert count(app, OperationRun) == runs_before
+    events = audit_rows(app, "operational_control.execution_blocked")[1:]  # [0]: A's blocked start above
+    assert [e.meta["scope_type"] for e in events] == ["global"] * 4
+    assert {e.meta["reason"] for e in events} == {"Platform-wide freeze for the DB upgrade"}
 
 
 def test_expired_pause_is_ignored(app, factory):
@@ -288,6 +318,33 @@ def test_tenant_plane_capabilities_404_then_403_then_allowed(make_app, factory):
             result = seam.start("tests.tenant_action", scope=scope, actor=Actor.human(user), source="tenant_ui",
                                 identity_inputs={"user": user.id})
         assert result.status == expected, (user.email, result.status)
+    # A tenant user never starts a workspace-wide run, even as its owner: 403.
+    owner = f.user(memberships=[(ws, "owner")])
+    with app.app_context():
+        result = seam.start("tests.tenant_action", scope=Scope("workspace", workspace_id=ws.id),
+                            actor=Actor.human(owner), source="tenant_ui")
+    assert (result.status, result.http_status) == ("forbidden", 403)
+
+
+def test_a_member_holding_exactly_the_required_capabilities_may_start(make_app, factory):
+    from tenantpilot import hookimpl
+    from tenantpilot.api import OperationType
+
+    class ViewOnly:
+        @hookimpl
+        def tenantpilot_register_operation_types(self, app):
+            return OperationType(key="tests.view_only", label="View only", execute_tenant=lambda job: {},
+                                 tenant_capabilities=("tenant.view",), scopes=("single_tenant",))
+
+    app = make_app(plugins=[("view-only", ViewOnly())])
+    f = type(factory)(app)
+    ws = f.workspace()
+    tenant = f.tenant(ws)
+    reader = f.user(memberships=[(ws, "readonly")])  # its capabilities are exactly {tenant.view}
+    with app.app_context():
+        result = seam.start("tests.view_only", scope=Scope("single_tenant", tenant_id=tenant.id),
+                            actor=Actor.human(reader), source="tenant_ui")
+    assert result.status == "started"
 
 
 def test_queue_outage_marks_the_run_failed_instead_of_leaving_it_queued(make_app, factory):
@@ -467,3 +524,125 @@ def test_after_commit_effects_run_after_the_tenants_commit_and_never_for_a_failu
     rows = tenant_rows(app, run_id)
     assert rows[ok.id][0] == "succeeded" and rows[raising.id][0] == "succeeded"
     assert rows[bad.id][:2] == ("failed", "nope")
+
+
+def test_a_run_records_when_it_started_and_completed(app, factory, drain):
+    """The run pages show both times: a run with nothing to do completes at creation and
+    starts then too; a dispatched run started before it completed."""
+    empty, ws = factory.workspace(), factory.workspace()
+    factory.tenants(ws, 2)
+    actor = Actor.system()
+    _, nothing, _ = start(app, actor, scope=Scope("workspace", workspace_id=empty.id), source="cli")
+    run = run_row(app, nothing)
+    assert (run.status, run.outcome, run.tenants_total) == ("completed", "succeeded", 0)
+    assert run.completed_at is not None and run.started_at == run.completed_at
+    _, dispatched, _ = start(app, actor, scope=Scope("workspace", workspace_id=ws.id), source="cli")
+    assert run_row(app, dispatched).completed_at is None
+    drain()
+    run = run_row(app, dispatched)
+    assert run.status == "completed" and run.started_at is not None and run.completed_at is not None
+    assert run.started_at < run.completed_at
+
+
+def test_an_open_circuit_fails_the_run_though_the_rest_was_cancelled(make_app, factory, drain):
+    """Three failures in a row trip the breaker (minimum 3 tenants, ratio 0.5); the five
+    tenants still pending are cancelled, and the run reads failed, not partially succeeded."""
+    app = make_app(plugins=[fanout_plugin], TENANTPILOT_FANOUT_BATCH_SIZE=1, TENANTPILOT_CIRCUIT_MIN_TENANTS=3)
+    f = type(factory)(app)
+    ws = f.workspace()
+    for i in range(3):
+        f.tenant(ws, name=f"fail-{i}")  # lowest ids: their jobs run first
+    f.tenants(ws, 5)
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    drain(app)
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome, run.cancel_requested) == ("completed", "failed", False)
+    assert (run.tenants_done, run.tenants_failed) == (8, 3)
+    assert run.failure_summary[0]["reason_code"] == "circuit_open"
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert sorted(statuses) == ["cancelled"] * 5 + ["failed"] * 3
+
+
+def test_failed_items_in_finished_tenants_make_the_run_partially_succeeded(make_app, factory, drain):
+    from tenantpilot import hookimpl
+    from tenantpilot.api import OperationType
+
+    class ItemsFailing:
+        @hookimpl
+        def tenantpilot_register_operation_types(self, app):
+            return OperationType(key="tests.items", label="Items", summary_keys=("applied", "items_failed"),
+                                 partial_failure_key="items_failed",
+                                 execute_tenant=lambda job: {"applied": 2, "items_failed": job.tenant_id % 2})
+
+    app = make_app(plugins=[("items", ItemsFailing())])
+    f = type(factory)(app)
+    ws = f.workspace()
+    ids = f.tenants(ws, 2)
+    outcomes = {}
+    for tenant_id in ids:
+        with app.app_context():
+            outcomes[tenant_id] = seam.start("tests.items", scope=Scope("single_tenant", tenant_id=tenant_id),
+                                             actor=Actor.system(), source="cli").run.id
+    drain(app)
+    for tenant_id, run_id in outcomes.items():
+        run = run_row(app, run_id)
+        assert (run.tenants_failed, run.summary_counts["items_failed"]) == (0, tenant_id % 2)
+        assert run.outcome == ("partially_succeeded" if tenant_id % 2 else "succeeded"), tenant_id
+
+
+def test_an_expired_or_another_controls_pause_blocks_and_skips_nothing(app, factory, drain):
+    """Only a live pause of this operation's own control key blocks it, or skips a
+    workspace's tenants in an all-tenants run."""
+    ws_a, ws_b = factory.workspace(), factory.workspace()
+    factory.tenants(ws_a, 2)
+    factory.tenants(ws_b, 2)
+    pause(app, "workspace", ws_a.id, expires_at=utcnow() - timedelta(seconds=1))
+    with app.app_context():
+        for scope_type, workspace_id in (("workspace", ws_b.id), ("global", None)):
+            db.session.add(OperationalControlActivation(control_key="tests.other", scope_type=scope_type,
+                                                        workspace_id=workspace_id, reason_text="Another control"))
+        db.session.commit()
+    status, run_id, _ = start(app, Actor.system(), source="cli")
+    assert status == "started"
+    drain()
+    run = run_row(app, run_id)
+    assert (run.tenants_total, run.tenants_skipped, run.outcome) == (4, 0, "succeeded")
+    assert {s for s, _, _ in tenant_rows(app, run_id).values()} == {"succeeded"}
+    assert audit_rows(app, "operational_control.execution_blocked") == []
+
+
+def test_a_running_run_still_holds_its_identity_and_the_scope_lock(app, factory):
+    """Dedup and the scope lock hold while a run is running, not only while queued."""
+    factory.tenants(factory.workspace(), 2)
+    actor = Actor.system()
+    _, first, _ = start(app, actor, source="cli", identity_inputs={"variant": "a"})
+    with app.app_context():
+        runs.mark_running(first)
+    assert run_row(app, first).status == "running"
+    assert start(app, actor, source="cli", identity_inputs={"variant": "a"})[:2] == ("deduped", first)
+    assert start(app, actor, source="cli", identity_inputs={"variant": "b"})[:2] == ("scope_busy", first)
+    assert count(app, OperationRun) == 1
+
+
+def test_every_attempted_tenant_failing_is_a_failed_run_though_some_were_skipped(app, factory, drain):
+    ws_paused, ws = factory.workspace(), factory.workspace()
+    factory.tenants(ws_paused, 1)
+    for i in range(2):
+        factory.tenant(ws, name=f"fail-{i}")
+    pause(app, "workspace", ws_paused.id)
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    drain()
+    run = run_row(app, run_id)
+    assert (run.tenants_skipped, run.tenants_failed, run.outcome) == (1, 2, "failed")
+
+
+def test_a_workspace_pause_with_an_expiry_skips_its_tenants_until_then(app, factory, drain):
+    ws_paused, ws = factory.workspace(), factory.workspace()
+    paused_ids = factory.tenants(ws_paused, 2)
+    factory.tenants(ws, 1)
+    pause(app, "workspace", ws_paused.id, expires_at=utcnow() + timedelta(hours=1))
+    _, run_id, _ = start(app, Actor.system(), source="cli")
+    drain()
+    rows = tenant_rows(app, run_id)
+    assert {rows[t] for t in paused_ids} == {("skipped", "paused", None)}
+    assert run_row(app, run_id).tenants_skipped == 2

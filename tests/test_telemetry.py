@@ -311,6 +311,7 @@ def test_prune_removes_only_old_events_and_keeps_the_summary_exact(app, world):
     now = utcnow()
     for days, ws in ((1, "Alpha WS"), (10, "Bravo WS"), (95, "Charlie WS"), (120, "Charlie WS")):
         assert event(app, tenants[ws], now - timedelta(days=days))
+    kept = _old_report_and_pack(app, tenants["Charlie WS"], now - timedelta(days=120))
     runs_before, audit_before = count(app, OperationRun), count(app, AuditLog)
     runner = app.test_cli_runner()
     result = runner.invoke(args=["telemetry", "prune"])
@@ -319,10 +320,31 @@ def test_prune_removes_only_old_events_and_keeps_the_summary_exact(app, world):
     assert "Deleted 1 product usage event older than 5 days." in result.output
     assert count(app, ProductUsageEvent) == 1
     assert count(app, OperationRun) == runs_before and count(app, AuditLog) == audit_before
+    assert _old_report_and_pack(app) == kept  # SPEC 6: pruning never touches reports or packs
     with app.app_context():
         assert db.session.scalar(select(ProductUsageWorkspace.workspace_id)) == a.id  # the others have no events
         for window in telemetry.WINDOWS:
             assert_exact(window)
+
+
+def _old_report_and_pack(app, tenant=None, when=None):
+    """With a tenant: store a report and a (still valid) review pack made ``when``, older
+    than any retention. Then, and without one: the (id, created_at) of every stored report
+    and review pack, to compare before and after a prune."""
+    from tenantpilot_reports.models import StoredReport
+    from tenantpilot_review_packs.models import ReviewPack
+
+    with app.app_context():
+        if tenant is not None:
+            db.session.add(StoredReport(tenant_id=tenant.id, report_type="permission_posture", summary={},
+                                        fingerprint="f" * 64, created_at=when))
+            db.session.add(ReviewPack(workspace_id=tenant.workspace_id, tenant_id=tenant.id, status="ready",
+                                      created_at=when, generated_at=when, expires_at=utcnow() + timedelta(days=7)))
+            db.session.commit()
+        found = {model.__tablename__: db.session.execute(select(model.id, model.created_at).order_by(model.id)).all()
+                 for model in (StoredReport, ReviewPack)}
+    assert all(len(rows) == 1 for rows in found.values()), found
+    return found
 
 
 @pytest.mark.parametrize("days", ["0", "-3"])

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from restore_helpers import (PAUSE_REASON, backup_payloads, capture, confirm_data, connect, drift, item_ids, pause,
                              restore_run_id, signed_in, sim_calls, sim_state, token)
 from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
-from tenantpilot_restore import plugin
+from tenantpilot.models import OperationRun, Tenant, User
+from tenantpilot_restore import plugin, service
 from tenantpilot_restore.models import BackupSet, RestoreRun, RestoreRunItem
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
@@ -142,6 +142,21 @@ def test_operator_gets_403_even_while_paused_and_an_outsider_404(app, world):
         assert outsider.get(url).status_code == 404
     assert execute(outsider, tenant_a, backups[tenant_a.id].id).status_code == 404
     assert audit_rows(app, "operational_control.execution_blocked") == []
+    # The page refuses before the seam is reached; the seam itself must refuse in the same
+    # order (capability before control), or another caller of start_restore would tell an
+    # operator "paused" and audit a blocked start they were never entitled to.
+    results = {}
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_a.id)
+        backup = db.session.get(BackupSet, backups[tenant_a.id].id)
+        for role in ("operator", "manager"):
+            user = db.session.scalar(select(User).where(User.email == f"{role}@example.test"))
+            result, rr = service.start_restore(tenant, backup, list(backup.items), "all", user)
+            results[role] = (result.status, result.http_status, rr)
+    assert results == {"operator": ("forbidden", 403, None), "manager": ("blocked", 409, None)}
+    [event] = audit_rows(app, "operational_control.execution_blocked")  # the manager's, not the operator's
+    assert event.actor_id == world[4]["manager"].id
+    assert count(app, RestoreRun) == 0 and count(app, OperationRun, OperationRun.type == "restore.execute") == 0
 
 
 def test_bad_input_gets_a_clear_answer_and_creates_nothing(app, world):
