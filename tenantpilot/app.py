@@ -193,6 +193,7 @@ def _blueprints(app: Flask, pm) -> None:
     from .web import rqdash
 
     rqdash.mount(app)
+    _plugin_static(app, pm)
     errors.register(app)
     from .web import headers
 
@@ -211,6 +212,25 @@ def _unauthorized():
     # full_path always ends in "?" when there is no query string: drop it.
     next_url = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for(f"{plane}.login", next=next_url))
+
+
+def _plugin_static(app: Flask, pm) -> None:
+    """Each plugin's ``static/`` folder is served at ``/static/plugins/<package>/``; its
+    top-level ``*.css`` and ``*.js`` files are linked in every page's head (base.html), so
+    a plugin styles its pages without inline <style> blocks (which the CSP would refuse)."""
+    from flask import Blueprint
+
+    from .plugins import plugin_static_dirs
+
+    assets = []
+    for package, folder in plugin_static_dirs(pm):
+        bp = Blueprint(f"plugin_static_{package}", package, static_folder=folder,
+                       static_url_path=f"/static/plugins/{package}")
+        app.register_blueprint(bp)
+        for path in sorted(Path(folder).iterdir()):
+            if path.suffix in (".css", ".js") and path.is_file():
+                assets.append({"kind": path.suffix[1:], "endpoint": f"{bp.name}.static", "filename": path.name})
+    app.jinja_env.globals["plugin_assets"] = tuple(assets)
 
 
 def _rate_limits(app: Flask) -> None:

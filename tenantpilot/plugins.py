@@ -189,6 +189,11 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
     )
 
 
+def plugin_static_dirs(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
+    """(top-level package, folder) of each plugin's ``<package>/static`` folder."""
+    return [(Path(d).parent.name, d) for d in _plugin_dirs(pm, "static")]
+
+
 def plugin_template_dirs(pm: pluggy.PluginManager) -> list[str]:
     """Template folders found by convention: <top-level package>/templates of each plugin."""
     return _plugin_dirs(pm, "templates")

@@ -500,3 +500,19 @@ def test_bad_tenant_capabilities_are_refused(kwargs):
 
     with pytest.raises(DefinitionError):
         TenantCapability(**{"label": "X", **kwargs})
+
+
+def test_plugin_static_folders_are_served_and_linked_in_every_page(app):
+    """<package>/static of each plugin is served under /static/plugins/<package>/ and its
+    CSS is linked in the head of every page, so no plugin needs an inline <style>."""
+    page = app.test_client().get("/admin/login").get_data(as_text=True)
+    head = page.split("</head>")[0]
+    for package, css in (("tenantpilot_reports", "reports.css"), ("tenantpilot_onboarding", "onboarding.css"),
+                         ("tenantpilot_findings", "findings.css"), ("tenantpilot_review_packs", "review_packs.css")):
+        href = f"/static/plugins/{package}/{css}"
+        assert f'<link rel="stylesheet" href="{href}">' in head
+        r = app.test_client().get(href)
+        assert r.status_code == 200 and r.mimetype == "text/css" and len(r.data) > 50
+    assert app.test_client().get("/static/plugins/tenantpilot_reports/../plugin.py").status_code == 404
+    templates = [p for p in (ROOT / "plugins").rglob("templates/**/*.html")]
+    assert templates and not [p for p in templates if "<style" in p.read_text()]
