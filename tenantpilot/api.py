@@ -451,6 +451,30 @@ class TenantAction:
             raise DefinitionError(f"tenant action {self.key!r}: unknown surfaces {sorted(bad)}")
 
 
+SETTING_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{2,80}$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A plugin setting: an environment variable (or app config key) with a default and
+    one line of documentation, listed by ``flask plugins``. Read it with
+    ``tenantpilot.sdk.setting(name)``: the app config first (tests, instance config), then
+    the environment (``parse``d from its string), then ``default``."""
+
+    name: str
+    default: Any
+    doc: str
+    parse: Callable[[str], Any] = str
+
+    def __post_init__(self):
+        if not SETTING_NAME_RE.match(self.name):
+            raise DefinitionError(f"setting {self.name!r}: the name must be an upper-case environment variable name")
+        if not self.doc.strip():
+            raise DefinitionError(f"setting {self.name!r}: document it (doc)")
+        if not callable(self.parse):
+            raise DefinitionError(f"setting {self.name!r}: parse must be callable")
+
+
 @dataclass(frozen=True)
 class WorkspaceAction:
     """A link in the tenant plane's workspace header (e.g. "Onboard a tenant"): a GET to

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from . import audit, demo, scheduler
 from .actors import Actor
+from .settings import setting_value
 from .extensions import db
 from .models import PlatformUser
 from .plugins import describe_plugins
@@ -39,6 +40,8 @@ def plugins_command():
         click.echo(f"  hooks: {', '.join(row['hooks']) or '-'}")
         for item in row["contributes"]:
             click.echo(f"  + {item}")
+        for s in row["settings"]:
+            click.echo(f"  setting {s.name} = {setting_value(s.name)!r} (default {s.default!r}): {s.doc}")
 
 
 users_cli = AppGroup("users", help="Manage platform users.")

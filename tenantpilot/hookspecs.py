@@ -125,6 +125,16 @@ def tenantpilot_register_scheduled_jobs(app):
 
 
 @hookspec
+def tenantpilot_register_settings(app):
+    """Return ``api.Setting`` definitions: the environment variables (or app config keys)
+    this plugin reads, each with its default and one line of documentation.
+
+    Called once at app creation. ``flask plugins`` lists them with their current values;
+    read one with ``tenantpilot.sdk.setting(name)`` (an unregistered name is an error).
+    """
+
+
+@hookspec
 def tenantpilot_register_commands(cli):
     """Add ``flask`` CLI commands: ``cli`` is the app's click group; call ``cli.add_command``.
 

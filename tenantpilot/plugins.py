@@ -127,6 +127,7 @@ class Registry:
     scheduled_jobs: MappingProxyType
     owners: MappingProxyType  # (kind, key) -> plugin name
     tenant_capabilities: MappingProxyType  # key -> api.TenantCapability
+    settings: MappingProxyType  # name -> api.Setting
     role_capabilities: MappingProxyType  # role -> frozenset of capabilities
 
     @property
@@ -172,6 +173,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
     workspace_actions = collect("tenantpilot_register_workspace_actions", "workspace action", api.WorkspaceAction)
     scheduled = collect("tenantpilot_register_scheduled_jobs", "scheduled job", api.ScheduledJob, "name")
     capabilities = collect("tenantpilot_register_tenant_capabilities", "tenant capability", api.TenantCapability)
+    settings = collect("tenantpilot_register_settings", "setting", api.Setting, "name")
     return Registry(
         runbooks=runbooks,
         operation_types=operation_types,
@@ -185,6 +187,7 @@ def build_registry(pm: pluggy.PluginManager, app) -> Registry:
         scheduled_jobs=scheduled,
         owners=MappingProxyType(owners),
         tenant_capabilities=capabilities,
+        settings=settings,
         role_capabilities=MappingProxyType(role_map(capabilities.values())),
     )
 
@@ -234,8 +237,12 @@ def describe_plugins(pm: pluggy.PluginManager, registry: Registry) -> list[dict]
             version = _module_version(plugin)
             package = None
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        contributes = sorted(f"{kind}:{key}" for (kind, key), owner in registry.owners.items() if owner == name)
-        rows.append({"name": name, "package": package, "version": version, "hooks": hooks, "contributes": contributes})
+        contributes = sorted(f"{kind}:{key}" for (kind, key), owner in registry.owners.items()
+                             if owner == name and kind != "setting")
+        settings = [registry.settings[key] for (kind, key), owner in sorted(registry.owners.items())
+                    if owner == name and kind == "setting"]
+        rows.append({"name": name, "package": package, "version": version, "hooks": hooks, "contributes": contributes,
+                     "settings": settings})
     return sorted(rows, key=lambda r: r["name"])
 
 

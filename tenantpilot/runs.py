@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import ngettext
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from .extensions import db

@@ -27,6 +27,7 @@ What is here, by purpose:
   ``BoundedIntegerField``, ``coerce_id``, ``arg_int``, ``form_text``, ``parse_int``,
   ``csv_cell`` / ``csv_text``, ``claim_submission`` / ``remember_submission`` / ``AlreadySubmitted``
   (double-submit protection), ``safe_message`` / ``safe_reason`` (text safe to show);
+- **settings** — ``Setting`` (a definition) and ``setting(name)`` (its value);
 - **CLI** — ``finish_embedded_jobs`` (a command run in embedded mode waits for its jobs).
 """
 from __future__ import annotations
@@ -38,11 +39,11 @@ from . import providers as _providers
 from . import seam as _seam
 from . import telemetry as _telemetry
 from .actors import Actor
-from .api import (CONTROL_SCOPES, CORE_SUMMARY_KEYS, REASON_CODES, SCOPES, SOURCES, TENANT_STATUSES,
-                  TENANT_SURFACES, ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType,
-                  PolicyRecord, Provider, ProviderClient, ProviderConnectionInfo, ProviderError, ProviderField,
-                  RoleAssignment, Runbook, ScheduledJob, TenantAction, TenantCapability, TenantJob, TenantJobError,
-                  TenantPage, WorkspaceAction)
+from .api import (CONTROL_SCOPES, CORE_SUMMARY_KEYS, REASON_CODES, SCOPES, SOURCES, TENANT_STATUSES, TENANT_SURFACES,
+                  ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType,
+                  PolicyRecord, Provider, ProviderClient, ProviderConnectionInfo, ProviderError,
+                  ProviderField, RoleAssignment, Runbook, ScheduledJob, Setting, TenantAction,
+                  TenantCapability, TenantJob, TenantJobError, TenantPage, WorkspaceAction)
 from .controls import ControlDecision
 from .extensions import db
 from .hookspecs import hookimpl
@@ -131,6 +132,14 @@ def remember_submission(key: str | None, result_url: str | None) -> None:
     _idempotency.remember(key, result_url)
 
 
+def setting(name: str):
+    """A registered plugin setting's value (``api.Setting``): the app config, else the
+    environment (parsed), else its default."""
+    from .settings import setting_value
+
+    return setting_value(name)
+
+
 def finish_embedded_jobs(app) -> None:
     """In embedded mode (no Redis), run queued jobs before a CLI command exits."""
     from .queue import drain_embedded
@@ -138,4 +147,18 @@ def finish_embedded_jobs(app) -> None:
     drain_embedded(app)
 
 
-__all__ = sorted(name for name in dir() if not name.startswith("_") and name not in ("annotations",))
+__all__ = [
+    "Actor", "AlreadySubmitted", "AuditLog", "BoundedIntegerField", "CONTROL_SCOPES", "CORE_SUMMARY_KEYS",
+    "ControlDecision", "ControlKey", "DashboardWidget", "DefinitionError", "EmptyForm", "EventFamily",
+    "Membership", "OperationRun", "OperationType", "PolicyRecord", "Provider", "ProviderClient",
+    "ProviderConnection", "ProviderConnectionInfo", "ProviderError", "ProviderField", "REASON_CODES",
+    "RoleAssignment", "Runbook", "SCOPES", "SOURCES", "SafeForm", "ScheduledJob", "Scope", "Setting",
+    "StartResult", "TENANT_STATUSES", "TENANT_SURFACES", "Tenant", "TenantAction", "TenantCapability",
+    "TenantJob", "TenantJobError", "TenantPage", "User", "Workspace", "WorkspaceAction", "arg_int",
+    "check_provider_connection", "claim_submission", "coerce_id", "csv_cell", "csv_text", "db",
+    "evaluate_control", "finish_embedded_jobs", "form_text", "hookimpl", "iso_utc", "parse_int",
+    "platform_required", "provider_client", "provider_connection", "provider_of", "record_audit",
+    "record_event", "registered_providers", "remember_submission", "safe_message", "safe_reason",
+    "save_provider_connection", "seed_demo_events", "setting", "start_operation", "tenant_required", "utcnow",
+    "validate_provider_settings",
+]

@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from tenantpilot import hookimpl, hookspecs
 from tenantpilot.api import (ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType, Provider,
-                             Runbook, ScheduledJob, TenantAction, TenantPage, TenantCapability, WorkspaceAction)
+                             Runbook, ScheduledJob, TenantAction, TenantPage, TenantCapability, WorkspaceAction, Setting)
 from tenantpilot.plugins import StartupError
 from tenantpilot.testing import login
 
@@ -70,6 +70,10 @@ class Contributions:
                              capability="tenant.view", surfaces=("tenant_dashboard",)),
                 TenantAction(key=f"acme.reset_{self.tag}", label="Reset acme", endpoint=f"acme_admin_{self.tag}.probe",
                              capability="tenant.manage", order=10)]
+
+    @hookimpl
+    def tenantpilot_register_settings(self, app):
+        return Setting(f"ACME_{self.tag.upper()}_TIMEOUT", 20, "Seconds before one Acme call times out.", int)
 
     @hookimpl
     def tenantpilot_register_workspace_actions(self, app):

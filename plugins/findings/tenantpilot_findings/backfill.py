@@ -37,11 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import current_app
 from sqlalchemy import and_, case, func, literal_column, or_, select, union, update
 
 from tenantpilot.api import TenantJob
-from tenantpilot.sdk import Tenant, db, utcnow
+from tenantpilot.sdk import Tenant, db, setting, utcnow
 
 from .models import LEGACY_STATUSES, OPEN_STATUSES, Finding
 from .sla import add_days, sla_days
@@ -159,7 +158,7 @@ def execute_tenant(job: TenantJob) -> dict:
     """Backfill one tenant. No commit: the ledger commits these writes together with the
     tenant's result row (and rolls them back if the tenant fails)."""
     sla = sla_days()
-    size = int(current_app.config.get("FINDINGS_BACKFILL_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
+    size = int(setting("FINDINGS_BACKFILL_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
     now = utcnow()
     total, max_id = db.session.execute(
         select(func.count(), func.max(F.c.id)).where(F.c.tenant_id == job.tenant_id)

@@ -3,13 +3,27 @@ page (a "Findings" tab on every tenant page), and the "Findings lifecycle backfi
 demo data."""
 from __future__ import annotations
 
-from tenantpilot.api import ControlKey, Runbook, TenantCapability, TenantPage
+from tenantpilot.api import ControlKey, Runbook, Setting, TenantCapability, TenantPage
 from tenantpilot.sdk import db, hookimpl
 
 from . import backfill
 from . import models  # noqa: F401  (puts the findings table on the shared metadata)
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def tenantpilot_register_settings(app):
+    import json
+
+    from .backfill import DEFAULT_BATCH_SIZE
+
+    return [
+        Setting("FINDINGS_SLA_DAYS", {}, 'Days until an open finding is due, per severity, over the defaults '
+                '(critical 3, high 7, medium 30, low 90); JSON, e.g. {"critical": 1}.', json.loads),
+        Setting("FINDINGS_BACKFILL_BATCH_SIZE", DEFAULT_BATCH_SIZE,
+                "Findings per UPDATE statement of the lifecycle backfill runbook.", int),
+    ]
 
 
 @hookimpl

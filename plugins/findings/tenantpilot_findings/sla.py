@@ -1,24 +1,24 @@
 """SLA policy: a finding is due a number of days after it was first seen, by severity.
 
-Defaults: critical 3, high 7, medium 30, low 90. Override any of them with the app config
-``FINDINGS_SLA_DAYS`` (a dict, e.g. ``{"critical": 1}``); severities not named keep their
+Defaults: critical 3, high 7, medium 30, low 90. Override any of them with the setting
+``FINDINGS_SLA_DAYS`` (app config: a dict, e.g. ``{"critical": 1}``; environment: JSON); severities not named keep their
 default. Read on every call, so it is the config of the app that runs the job.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import DateTime
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+from tenantpilot.sdk import setting
 
 DEFAULT_SLA_DAYS = {"critical": 3, "high": 7, "medium": 30, "low": 90}
 
 
 def sla_days() -> dict[str, int]:
     """Days until due, per severity, with the app's FINDINGS_SLA_DAYS applied."""
-    override = current_app.config.get("FINDINGS_SLA_DAYS") or {}
+    override = setting("FINDINGS_SLA_DAYS") or {}
     days = {**DEFAULT_SLA_DAYS, **dict(override)}
     for severity, n in days.items():
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:

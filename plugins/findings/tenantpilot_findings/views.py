@@ -6,7 +6,8 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from sqlalchemy import exists, func, select
 
-from tenantpilot.sdk import (Actor, OperationRun, Scope, db, evaluate_control, parse_int, start_operation, tenant_required, utcnow)
+from tenantpilot.sdk import (Actor, OperationRun, Scope, db, evaluate_control, parse_int, start_operation,
+                             tenant_required, utcnow)
 from .backfill import KEY
 from .models import ALL_STATUSES, LEGACY_STATUSES, SEVERITIES, TYPES, Finding
 from .sla import sla_days

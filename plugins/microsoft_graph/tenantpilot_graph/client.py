@@ -28,13 +28,14 @@ from urllib.parse import quote, urlsplit
 
 import msal
 import requests
-from flask import current_app, has_app_context
+from flask import has_app_context
 from msal.exceptions import MsalServiceError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from tenantpilot.api import PolicyRecord, ProviderConnectionInfo, ProviderError, RoleAssignment
+from tenantpilot.sdk import setting
 
 log = logging.getLogger("tenantpilot.graph")
 
@@ -77,10 +78,10 @@ TOKEN_ERROR_REASONS = {
 # --- Settings ------------------------------------------------------------------------
 
 def _setting(name: str) -> Any:
+    """The registered setting (plugin.py) in an app; outside one (the stub's own tools),
+    the environment, then the default."""
     if has_app_context():
-        value = current_app.config.get(name)
-        if value not in (None, ""):
-            return value
+        return setting(name)
     value = os.environ.get(name)
     return value if value not in (None, "") else DEFAULTS[name]
 

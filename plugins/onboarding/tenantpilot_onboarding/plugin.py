@@ -2,7 +2,7 @@
 tenant through identify → connect_provider → verify_access → ready_for_activation →
 activated, its "Verify tenant access" operation type, and the "Onboarding checkpoints"
 telemetry family whose only source is that wizard."""
-from tenantpilot.api import EventFamily, OperationType, WorkspaceAction
+from tenantpilot.api import EventFamily, OperationType, Setting, WorkspaceAction
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the onboarding table on the shared metadata)
@@ -10,6 +10,13 @@ from . import service
 
 __version__ = "0.1.0"
 CHECKPOINTS = service.CHECKPOINTS
+
+
+@hookimpl
+def tenantpilot_register_settings(app):
+    return Setting("TENANTPILOT_ONBOARDING_REQUIRED_PERMISSIONS", service.DEFAULT_REQUIRED_PERMISSIONS,
+                   "Provider permissions a verification checks for (comma-separated names).",
+                   lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()))
 
 
 @hookimpl
@@ -55,8 +62,6 @@ def tenantpilot_seed_demo(app):
     """Demo telemetry: a realistic spread of this family's events over 90 days (tenant-
     linked checkpoints only, each with the lifecycle state it leads to), and one open
     pre-tenant draft to continue in the wizard."""
-    from tenantpilot.sdk import start_operation
-
     linked = CHECKPOINTS[1:]  # identify happens before a tenant exists: never recorded
 
     def metadata(rng):

@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tenantpilot.api import ProviderError, TenantJob, TenantJobError
-from tenantpilot.sdk import (Actor, OperationRun, Scope, Tenant, User, db, provider_client, provider_connection, record_audit, record_event,
-                             save_provider_connection, start_operation, utcnow)
+from tenantpilot.sdk import (Actor, OperationRun, Scope, Tenant, User, db, provider_client, provider_connection,
+                             record_audit, record_event, save_provider_connection, setting, start_operation, utcnow)
 
 from .models import OnboardingDraft
 
@@ -89,7 +88,7 @@ def reached(draft: OnboardingDraft, checkpoint: str) -> bool:
 
 def required_permissions() -> tuple[str, ...]:
     """The permissions a verification checks for (app config, else the default set)."""
-    return tuple(current_app.config.get("TENANTPILOT_ONBOARDING_REQUIRED_PERMISSIONS") or DEFAULT_REQUIRED_PERMISSIONS)
+    return tuple(setting("TENANTPILOT_ONBOARDING_REQUIRED_PERMISSIONS") or DEFAULT_REQUIRED_PERMISSIONS)
 
 
 def drafts_of(workspace_id: int, limit: int = 200) -> list[OnboardingDraft]:

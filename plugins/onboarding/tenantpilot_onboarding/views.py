@@ -14,8 +14,8 @@ from sqlalchemy import select
 from wtforms import BooleanField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
-from tenantpilot.sdk import (Membership, SafeForm, Workspace, db, form_text, provider_connection, registered_providers, utcnow,
-                             validate_provider_settings)
+from tenantpilot.sdk import (Membership, SafeForm, Workspace, db, form_text, provider_connection,
+                             registered_providers, utcnow, validate_provider_settings)
 from . import service
 from .models import OnboardingDraft
 

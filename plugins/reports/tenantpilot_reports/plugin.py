@@ -55,9 +55,7 @@ def tenantpilot_seed_demo(app):
     family's telemetry events over 90 days."""
     from sqlalchemy import select
 
-    from tenantpilot.sdk import start_operation
-    from tenantpilot.sdk import db
-    from tenantpilot.sdk import ProviderConnection, Tenant
+    from tenantpilot.sdk import ProviderConnection, Tenant, db
 
     tenant_ids = db.session.scalars(
         select(Tenant.id).join(ProviderConnection, ProviderConnection.tenant_id == Tenant.id)

@@ -4,7 +4,7 @@ the generate POST goes through the start seam (which checks membership and capab
 again)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.routing import BuildError
 from flask_login import current_user
 from sqlalchemy import select

@@ -18,8 +18,8 @@ from flask_babel import ngettext
 from sqlalchemy import bindparam, func, insert, select, update
 
 from tenantpilot.api import ProviderError, TenantJob, TenantJobError
-from tenantpilot.sdk import (Actor, OperationRun, Scope, Tenant, db, evaluate_control, provider_client, provider_of, record_audit,
-                             safe_message, start_operation, utcnow)
+from tenantpilot.sdk import (Actor, OperationRun, Scope, Tenant, db, evaluate_control, provider_client, provider_of,
+                             record_audit, safe_message, start_operation, utcnow)
 
 from .models import BackupItem, BackupSet, Policy, RestoreRun, RestoreRunItem
 

@@ -10,7 +10,7 @@ anything: a dry run records the preview; "Execute restore" goes through the star
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -18,8 +18,9 @@ from wtforms import BooleanField, RadioField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired
 
-from tenantpilot.sdk import (Actor, AlreadySubmitted, BoundedIntegerField, OperationRun, SafeForm, arg_int, claim_submission, coerce_id, db,
-                             evaluate_control, provider_connection, provider_of, remember_submission, tenant_required)
+from tenantpilot.sdk import (Actor, AlreadySubmitted, BoundedIntegerField, OperationRun, SafeForm, arg_int,
+                             claim_submission, coerce_id, db, evaluate_control, provider_connection, provider_of,
+                             remember_submission, tenant_required)
 from . import service
 from .models import BackupItem, BackupSet, RestoreRun, RestoreRunItem
 

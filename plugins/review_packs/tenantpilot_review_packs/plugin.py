@@ -9,13 +9,25 @@ import click
 from flask.cli import with_appcontext
 from flask_babel import ngettext
 
-from tenantpilot.api import EventFamily, OperationType, ScheduledJob, TenantCapability, TenantPage
+from tenantpilot.api import EventFamily, OperationType, ScheduledJob, Setting, TenantCapability, TenantPage
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the review_packs table on the shared metadata)
 from . import service
 
 __version__ = "0.2.0"
+
+
+@hookimpl
+def tenantpilot_register_settings(app):
+    return [
+        Setting("TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS", service.DEFAULT_EXPIRY_DAYS,
+                "Days a generated review pack stays downloadable before it is pruned.", int),
+        Setting("TENANTPILOT_REVIEW_PACK_LINK_SECONDS", service.DEFAULT_LINK_SECONDS,
+                "Lifetime in seconds of one signed download link (the page signs a fresh one on every view).", int),
+        Setting("TENANTPILOT_REVIEW_PACK_DIR", None,
+                "Folder of the pack files (web and worker processes must share it); default <instance>/review_packs."),
+    ]
 
 
 @hookimpl
@@ -90,8 +102,6 @@ def tenantpilot_register_commands(cli):
 @hookimpl
 def tenantpilot_seed_demo(app):
     """Demo telemetry: a realistic spread of this family's events over 90 days."""
-    from tenantpilot.sdk import start_operation
-
     seed_demo_events(service.EVENT, lambda rng: {
         "source_surface": service.SOURCE_SURFACE, "include_operations": rng.random() < 0.7,
         "include_pii": rng.random() < 0.2}, 140)

@@ -25,7 +25,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 
 from tenantpilot.api import TenantJob, TenantJobError
-from tenantpilot.sdk import (Actor, OperationRun, Scope, StartResult, Tenant, db, record_audit, record_event, start_operation, utcnow)
+from tenantpilot.sdk import (Actor, OperationRun, Scope, StartResult, Tenant, db, record_audit, record_event, setting,
+                             start_operation, utcnow)
 
 from . import export
 from .models import ReviewPack
@@ -49,30 +50,21 @@ TEMP_MAX_AGE_SECONDS = 86400
 
 # --- settings --------------------------------------------------------------------------
 
-def _setting(name: str, default: int) -> int:
-    """App config first (tests, instance config), then the environment, then the default.
-    The core's config module does not know these plugin settings."""
-    value = current_app.config.get(name)
-    if value in (None, ""):
-        value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
 def expiry() -> timedelta:
     """How long a pack stays downloadable (TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS, default 7)."""
-    return timedelta(days=_setting("TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS", DEFAULT_EXPIRY_DAYS))
+    return timedelta(days=int(setting("TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS")))
 
 
 def link_seconds() -> int:
     """Lifetime of one signed download link (TENANTPILOT_REVIEW_PACK_LINK_SECONDS, default
     3600). The page signs a fresh link on every render."""
-    return _setting("TENANTPILOT_REVIEW_PACK_LINK_SECONDS", DEFAULT_LINK_SECONDS)
+    return int(setting("TENANTPILOT_REVIEW_PACK_LINK_SECONDS"))
 
 
 def storage_dir() -> Path:
     """Where pack files live: TENANTPILOT_REVIEW_PACK_DIR, else <instance>/review_packs.
     Web and worker processes must see the same directory."""
-    configured = current_app.config.get("TENANTPILOT_REVIEW_PACK_DIR") or os.environ.get("TENANTPILOT_REVIEW_PACK_DIR")
+    configured = setting("TENANTPILOT_REVIEW_PACK_DIR")
     return Path(configured) if configured else Path(current_app.instance_path) / "review_packs"
 
 

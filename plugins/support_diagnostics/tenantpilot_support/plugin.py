@@ -38,6 +38,4 @@ def tenantpilot_register_blueprints(app, plane):
 @hookimpl
 def tenantpilot_seed_demo(app):
     """Demo telemetry: a realistic spread of this family's events over 90 days."""
-    from tenantpilot.sdk import start_operation
-
     seed_demo_events("product.support_diagnostics.opened", lambda rng: {"source_surface": rng.choice(("tenant_dashboard", "operation_run_viewer")), "operation_type": None}, 120)

@@ -17,7 +17,8 @@ from datetime import timedelta
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from tenantpilot.sdk import (Actor, AuditLog, EmptyForm, OperationRun, db, record_audit, record_event, tenant_required, utcnow)
+from tenantpilot.sdk import (Actor, AuditLog, EmptyForm, OperationRun, db, record_audit, record_event,
+                             tenant_required, utcnow)
 from . import bundle as bundles
 
 bp = Blueprint("support_admin", __name__)
