@@ -173,11 +173,12 @@ def _templates(app: Flask, pm) -> None:
 
 
 def _blueprints(app: Flask, pm) -> None:
-    from .web import admin, errors, ops, public, system
+    from .web import admin, errors, public, runbooks_ui, runs_ui, system
 
     app.register_blueprint(public.bp)
     app.register_blueprint(system.bp, url_prefix="/system")
-    app.register_blueprint(ops.bp, url_prefix="/system/ops")
+    app.register_blueprint(runbooks_ui.bp, url_prefix="/system/ops")
+    app.register_blueprint(runs_ui.bp, url_prefix="/system/ops")
     from .web import controls_ui
 
     app.register_blueprint(controls_ui.bp, url_prefix="/system/ops/controls")

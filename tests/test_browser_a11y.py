@@ -43,11 +43,11 @@ NOT_PAGES = {
     "public.healthz": "JSON health check",
     "admin.bell": "htmx fragment: the bell, polled inside every page (checked there)",
     "system.bell": "htmx fragment: the bell, polled inside every page (checked there)",
-    "ops.run_progress": "htmx fragment: a run page's live progress (checked inside the run page)",
-    "ops.tenant_options": "htmx fragment: the preflight's tenant picker results (checked inside the preflight)",
+    "runs.run_progress": "htmx fragment: a run page's live progress (checked inside the run page)",
+    "runbooks.tenant_options": "htmx fragment: the preflight's tenant picker results (checked inside the preflight)",
     "lookup.suggest_tenants": "htmx fragment: <option>s of a name filter's typeahead (checked inside the runs and audit pages)",
     "lookup.suggest_workspaces": "htmx fragment: <option>s of a name filter's typeahead (checked inside the runs and audit pages)",
-    "ops.run_csv": "CSV download",
+    "runs.run_csv": "CSV download",
     "controls.panel": "htmx fragment: a control card's idle panel (checked inside the controls page)",
     "controls.workspace_options": "htmx fragment: the pause form's workspace picker (checked inside the form)",
     "onboarding_admin.verify_live": "htmx fragment: the onboarding draft's live check (checked inside the draft)",
@@ -76,9 +76,9 @@ def url_values(app, ids: dict) -> tuple[dict, dict]:
     system_runs = [ids[k] for k in ("canary_run", "backfill_run", "failed_run", "restore_op_run", "pack_run",
                                     "ops_run")]
     by_endpoint = {
-        "ops.preflight": [{"key": k} for k in runbooks],
-        "ops.confirm": ids["confirm_pages"],  # whole URLs: each the answer of a preflight run in the test
-        "ops.run_detail": [{"run_id": r} for r in system_runs],
+        "runbooks.preflight": [{"key": k} for k in runbooks],
+        "runbooks.confirm": ids["confirm_pages"],  # whole URLs: each the answer of a preflight run in the test
+        "runs.run_detail": [{"run_id": r} for r in system_runs],
         "controls.pause": [{"key": k} for k in registry.control_keys],
         "admin.tenant_run": [{"tenant_id": ids["tenant"], "run_id": r} for r in tenant_runs],
         "reports_admin.report_detail": [{"tenant_id": ids["tenant"], "report_id": r}

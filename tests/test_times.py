@@ -230,7 +230,7 @@ def test_run_csv_has_iso_8601_with_offset(app, world):
     run_id = add_run(app, world["tenant"])
     body = signed_in(app).get(f"/system/ops/runs/{run_id}/tenants.csv").get_data(as_text=True)
     [row] = list(csv.DictReader(io.StringIO(body)))
-    assert (row["started_at"], row["finished_at"]) == ("2026-01-15T12:00:03+00:00", "2026-01-15T12:02:13+00:00")
+    assert (row["Started at"], row["Finished at"]) == ("2026-01-15T12:00:03+00:00", "2026-01-15T12:02:13+00:00")
     # The same whatever the viewer's zone: an export is not a page.
     berlin = signed_in(app, zone="Europe/Berlin").get(f"/system/ops/runs/{run_id}/tenants.csv")
     assert berlin.get_data(as_text=True) == body

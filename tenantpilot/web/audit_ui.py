@@ -209,7 +209,7 @@ def audit_detail(event_id: int):
     target_url = None
     run_id = parse_int(event.target_id) if event.target_type == "operation_run" else None
     if run_id:
-        target_url = url_for("ops.run_detail", run_id=run_id)
+        target_url = url_for("runs.run_detail", run_id=run_id)
     return render_template(
         "system/audit_detail.html", event=event, workspace=workspace, tenant=tenant, target_url=target_url,
         metadata_json=json.dumps(event.meta or {}, indent=2, sort_keys=True, ensure_ascii=False, default=str),

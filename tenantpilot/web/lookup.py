@@ -152,7 +152,7 @@ def search(text: str) -> dict[str, list[Hit]]:
     can_runs, can_audit = current_user.can("platform.ops.view"), current_user.can("platform.audit.view")
     if can_runs or can_audit:
         def tenant_links(t):
-            return url_for("ops.runs_list", tenant_name=t.name) if can_runs else \
+            return url_for("runs.runs_list", tenant_name=t.name) if can_runs else \
                 url_for("audit_ui.audit_list", tenant_name=t.name)
 
         tenants = db.session.scalars(tenant_query(text).order_by(Tenant.name, Tenant.id).limit(SEARCH_LIMIT)).all()
@@ -160,17 +160,17 @@ def search(text: str) -> dict[str, list[Hit]]:
         workspaces = db.session.scalars(
             workspace_query(text).order_by(Workspace.name, Workspace.id).limit(SEARCH_LIMIT)).all()
         found["Workspaces"] = [
-            Hit("workspace", w.name, url_for("ops.runs_list", workspace_name=w.name) if can_runs
+            Hit("workspace", w.name, url_for("runs.runs_list", workspace_name=w.name) if can_runs
                 else url_for("audit_ui.audit_list", workspace_name=w.name)) for w in workspaces]
     if can_runs:
         run_id = inputs.parse_int(text.lstrip("#"), minimum=1)
         run = db.session.get(OperationRun, run_id) if run_id else None
-        found["Runs"] = [Hit("run", f"Run #{run.id}", url_for("ops.run_detail", run_id=run.id),
+        found["Runs"] = [Hit("run", f"Run #{run.id}", url_for("runs.run_detail", run_id=run.id),
                              run.context.get("operation_label", run.type))] if run else []
     folded = text.lower()
     if current_user.can("platform.runbooks.view"):
         found["Runbooks"] = [
-            Hit("runbook", rb.label, url_for("ops.preflight", key=rb.key), rb.key)
+            Hit("runbook", rb.label, url_for("runbooks.preflight", key=rb.key), rb.key)
             for rb in sorted(registry.runbooks.values(), key=lambda r: r.label)
             if folded in rb.label.lower() or folded in rb.key.lower()][:SEARCH_LIMIT]
     if current_user.can("platform.ops.controls.manage"):

@@ -54,7 +54,7 @@ def target_url(plane: str, note: Notification) -> str | None:
     if note.run_id is None:
         return None
     if plane == "system":
-        return url_for("ops.run_detail", run_id=note.run_id)
+        return url_for("runs.run_detail", run_id=note.run_id)
     run = db.session.get(OperationRun, note.run_id)
     if run is None or run.tenant_id is None or current_user.membership_for(run.workspace_id) is None:
         return None
