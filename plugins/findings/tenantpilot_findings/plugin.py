@@ -8,6 +8,7 @@ from tenantpilot.sdk import db, hookimpl
 
 from . import backfill
 from . import models  # noqa: F401  (puts the findings table on the shared metadata)
+from .views import bp as admin_bp
 
 __version__ = "0.1.0"
 
@@ -67,11 +68,7 @@ def tenantpilot_register_control_keys(app):
 
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
-    if plane == "admin":
-        from .views import bp
-
-        return bp
-    return None
+    return admin_bp if plane == "admin" else None
 
 
 @hookimpl

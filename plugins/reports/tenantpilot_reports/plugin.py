@@ -9,6 +9,7 @@ from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the stored_reports table on the shared metadata)
 from . import service
+from .views import bp as admin_bp
 
 __version__ = "0.2.0"
 
@@ -37,11 +38,7 @@ def tenantpilot_register_operation_types(app):
 
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
-    if plane == "admin":
-        from .views import bp
-
-        return bp
-    return None
+    return admin_bp if plane == "admin" else None
 
 
 @hookimpl

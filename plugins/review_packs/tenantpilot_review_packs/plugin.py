@@ -14,6 +14,7 @@ from tenantpilot.sdk import hookimpl, seed_demo_events
 
 from . import models  # noqa: F401  (puts the review_packs table on the shared metadata)
 from . import service
+from .views import bp as admin_bp
 
 __version__ = "0.2.0"
 
@@ -55,11 +56,7 @@ def tenantpilot_register_operation_types(app):
 
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
-    if plane == "admin":
-        from .views import bp
-
-        return bp
-    return None
+    return admin_bp if plane == "admin" else None
 
 
 @hookimpl

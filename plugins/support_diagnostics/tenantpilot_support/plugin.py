@@ -5,6 +5,8 @@ diagnostics" telemetry family, whose only source is that action."""
 from tenantpilot.api import TENANT_SURFACES, EventFamily, TenantAction, TenantCapability
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
+from .views import bp as admin_bp
+
 __version__ = "0.1.0"
 
 
@@ -28,11 +30,7 @@ def tenantpilot_register_tenant_actions(app):
 
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
-    if plane == "admin":
-        from .views import bp
-
-        return bp
-    return None
+    return admin_bp if plane == "admin" else None
 
 
 @hookimpl
