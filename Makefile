@@ -9,7 +9,8 @@ PLUGINS = $(wildcard plugins/*/setup.cfg)
 # The worked example of docs/plugins.md, installed the way a third party would install a
 # plugin: a plain (non-editable) pip install, so a change to its package re-installs it.
 EXAMPLE       = examples/tenantpilot-trim-names
-EXAMPLE_FILES = $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(wildcard $(EXAMPLE)/tenantpilot_trim_names/*.py)
+EXAMPLE_FILES = $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(wildcard $(EXAMPLE)/tenantpilot_trim_names/*.py \
+                $(EXAMPLE)/tenantpilot_trim_names/templates/*/*.html $(EXAMPLE)/tenantpilot_trim_names/static/*)
 
 .PHONY: run test install bench mutation clean
 
