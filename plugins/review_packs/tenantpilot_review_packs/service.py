@@ -21,7 +21,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import ngettext
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 
 from tenantpilot import audit, seam, telemetry
@@ -31,7 +31,7 @@ from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun, Tenant
 from tenantpilot.runs import Scope
 from tenantpilot.seam import StartResult
-from tenantpilot.timeutil import utcnow
+from tenantpilot.timeutil import timestamp, utcnow
 
 from . import export
 from .models import ReviewPack
@@ -272,11 +272,18 @@ def mark_failed(run) -> None:
 
 # --- signed download links -------------------------------------------------------------
 
+class _AppClockSigner(TimestampSigner):
+    """Dates and ages links by the app's clock (tenantpilot.timeutil), not time.time()."""
+
+    def get_timestamp(self) -> int:
+        return int(timestamp())
+
+
 def _serializer() -> URLSafeTimedSerializer:
     # The app secret (and its fallbacks, so a key rotation does not break fresh links)
     # with a salt of its own: a session cookie can never pass as a download token.
     keys = [*(current_app.config.get("SECRET_KEY_FALLBACKS") or []), current_app.secret_key]
-    return URLSafeTimedSerializer(keys, salt=TOKEN_SALT)
+    return URLSafeTimedSerializer(keys, salt=TOKEN_SALT, signer=_AppClockSigner)
 
 
 def download_token(pack: ReviewPack) -> str:

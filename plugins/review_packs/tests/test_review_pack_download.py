@@ -4,7 +4,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from itsdangerous.timed import TimestampSigner
 
 from review_pack_helpers import (TENANT_NAME, download_link, expire, pack, pack_path, packs, request_pack,
                                  signed_in)
@@ -63,17 +62,17 @@ def test_a_signed_link_downloads_the_pack_before_it_expires(app, world, drain):
     assert app.test_client().get(link).status_code == 302  # signed out: to the login page
 
 
-def test_an_expired_link_or_pack_answers_410(app, world, drain, monkeypatch):
+def test_an_expired_link_or_pack_answers_410(app, world, drain, clock):
     tenant = world["tenant"]
     client = signed_in(app, world["manager"].email)
     p = generated(app, client, tenant, drain)
     link = download_link(client, tenant, p.id)
 
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) + service.DEFAULT_LINK_SECONDS + 5)
+    signed_at = clock()
+    clock.advance(service.DEFAULT_LINK_SECONDS + 5)
     r = client.get(link)
     assert r.status_code == 410 and "This download link has expired" in r.get_data(as_text=True)
-    monkeypatch.undo()
+    clock.set(signed_at)
     assert client.get(link).status_code == 200  # the same link, still inside its lifetime
 
     expire(app, p.id)  # the pack itself expired (not yet pruned)
@@ -83,12 +82,14 @@ def test_an_expired_link_or_pack_answers_410(app, world, drain, monkeypatch):
     assert 'data-status="expired"' in html and f"/review-packs/{p.id}/download" not in html
 
 
-def test_a_short_link_lifetime_is_configurable(app, make_app, world, drain):
+def test_a_short_link_lifetime_is_configurable(app, make_app, world, drain, clock):
     short = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_LINK_SECONDS=1)
     client = signed_in(short, world["manager"].email)
     p = generated(short, client, world["tenant"], drain)
     link = download_link(client, world["tenant"], p.id)
-    time.sleep(2.1)  # itsdangerous timestamps have a one-second resolution
+    clock.advance(1)
+    assert client.get(link).status_code == 200  # a second old: still inside its lifetime
+    clock.advance(1)  # itsdangerous timestamps have a one-second resolution
     assert client.get(link).status_code == 410
 
 
