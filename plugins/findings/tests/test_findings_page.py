@@ -14,7 +14,6 @@ from tenantpilot_findings import plugin
 from tenantpilot_findings.models import Finding
 from tests.helpers import audit_rows, count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 TITLE = "Findings lifecycle backfill paused"
 BODY = f"Findings lifecycle backfill is currently paused. {PAUSE_REASON}"
 BUTTON = "Backfill findings lifecycle"

@@ -18,7 +18,6 @@ from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 ALLOWED = {"checkpoint_key", "lifecycle_state", "completed_at"}
 
 

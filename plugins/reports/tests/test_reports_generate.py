@@ -24,7 +24,6 @@ from tenantpilot_simulated import plugin as simulated
 from tenantpilot_simulated.client import SimulatedClient
 from tests.helpers import count
 
-pytest_plugins = ["tenantpilot.testing"]
 ROLE_DATA = [("Global Administrator", "p-1", "user"), ("Global Administrator", "p-2", "user"),
              ("Intune Administrator", "p-3", "group"), ("Security Reader", "p-4", "user"),
              ("Security Reader", "p-5", "user"), ("Security Reader", "p-6", "servicePrincipal")]

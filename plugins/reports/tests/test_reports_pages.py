@@ -12,8 +12,6 @@ from tenantpilot_reports import plugin
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import count
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):

@@ -13,7 +13,6 @@ from tenantpilot_restore.models import BackupSet, RestoreRun, RestoreRunItem
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 TITLE = "Restore execution paused"
 BODY = f"Restore execution is currently paused. {PAUSE_REASON}"
 

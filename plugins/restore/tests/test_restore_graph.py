@@ -16,7 +16,6 @@ from tenantpilot_restore import plugin
 from tenantpilot_restore.models import BackupItem, RestoreRun, RestoreRunItem
 from tests.helpers import count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_TP_TEST_RESTORE_GRAPH"
 COLLECTION = "/deviceManagement/deviceConfigurations"
 

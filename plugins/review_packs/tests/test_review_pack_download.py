@@ -14,8 +14,6 @@ from tenantpilot_review_packs import plugin, service
 from tenantpilot_review_packs.models import ReviewPack
 from tests.helpers import audit_rows, count
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):

@@ -14,8 +14,6 @@ from tenantpilot.models import AuditLog, OperationRun, ProductUsageEvent
 from tenantpilot_review_packs import plugin, service
 from tests.helpers import audit_rows, count
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):

@@ -19,7 +19,6 @@ from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin as simulated
 from tenantpilot_support import plugin
 
-pytest_plugins = ["tenantpilot.testing"]
 SECRET = "Sup3r-Secret-Value-4471"
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_SUPPORT_DIAG_TEST"
 SETTING = "https://vault-gw.internal.example/api-7731"
