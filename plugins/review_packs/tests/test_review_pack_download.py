@@ -41,7 +41,7 @@ def generated(app, client, tenant, drain, **options) -> ReviewPack:
 
 def test_a_signed_link_downloads_the_pack_before_it_expires(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = generated(app, client, tenant, drain)
     link = download_link(client, tenant, p.id)
     r = client.get(link)
@@ -54,15 +54,15 @@ def test_a_signed_link_downloads_the_pack_before_it_expires(app, world, drain):
     assert audit.target_id == str(p.id) and "token" not in str(audit.meta)
 
     # Any member may download (readonly too); the link alone is not enough without membership.
-    readonly = signed_in(app, world["readonly"].email)
+    readonly = signed_in(app, "admin", world["readonly"].email)
     assert readonly.get(link).status_code == 200
-    assert signed_in(app, world["outsider"].email).get(link).status_code == 404
+    assert signed_in(app, "admin", world["outsider"].email).get(link).status_code == 404
     assert app.test_client().get(link).status_code == 302  # signed out: to the login page
 
 
 def test_an_expired_link_or_pack_answers_410(app, world, drain, clock):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = generated(app, client, tenant, drain)
     link = download_link(client, tenant, p.id)
 
@@ -82,7 +82,7 @@ def test_an_expired_link_or_pack_answers_410(app, world, drain, clock):
 
 def test_a_short_link_lifetime_is_configurable(app, make_app, world, drain, clock):
     short = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_LINK_SECONDS=1)
-    client = signed_in(short, world["manager"].email)
+    client = signed_in(short, "admin", world["manager"].email)
     p = generated(short, client, world["tenant"], drain)
     link = download_link(client, world["tenant"], p.id)
     clock.advance(1)
@@ -93,7 +93,7 @@ def test_a_short_link_lifetime_is_configurable(app, make_app, world, drain, cloc
 
 def test_a_tampered_or_foreign_token_is_403(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     first = generated(app, client, tenant, drain)
     second = generated(app, client, tenant, drain, ops=True)
     link = download_link(client, tenant, first.id)
@@ -119,7 +119,7 @@ def test_a_tampered_or_foreign_token_is_403(app, world, drain):
 
 def test_another_tenants_pack_in_this_tenants_url_is_404(app, world, drain):
     tenant, sibling, other = world["tenant"], world["sibling"], world["other"]
-    client = signed_in(app, world["manager"].email)  # member of both workspaces
+    client = signed_in(app, "admin", world["manager"].email)  # member of both workspaces
     foreign = generated(app, client, other, drain)
     sibling_pack = generated(app, client, sibling, drain)
     for p, owner in ((foreign, other), (sibling_pack, sibling)):
@@ -132,7 +132,7 @@ def test_another_tenants_pack_in_this_tenants_url_is_404(app, world, drain):
 
 def test_a_pack_still_generating_has_no_download(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     request_pack(client, tenant)
     queued = packs(app, tenant)[0]
     with app.app_context():
@@ -143,7 +143,7 @@ def test_a_pack_still_generating_has_no_download(app, world, drain):
 
 def test_prune_deletes_expired_rows_and_files_only(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     old = generated(app, client, tenant, drain)
     kept = generated(app, client, tenant, drain, ops=True)
     expire(app, old.id, ago=timedelta(days=1))
@@ -172,7 +172,7 @@ def test_prune_deletes_expired_rows_and_files_only(app, world, drain):
 
 def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     first = generated(app, client, tenant, drain)
     expire(app, first.id)
     other = make_app(plugins=[plugin])  # a second scheduler process on the same database
@@ -188,10 +188,10 @@ def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app,
 
 
 def test_expiry_is_configurable_and_defaults_to_seven_days(app, make_app, world, drain):
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = generated(app, client, world["tenant"], drain)
     assert timedelta(days=6, hours=23) < p.expires_at - p.generated_at <= timedelta(days=7)
     short = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS=1)
-    client = signed_in(short, world["manager"].email)
+    client = signed_in(short, "admin", world["manager"].email)
     q = generated(short, client, world["tenant"], drain, ops=True)
     assert q.expires_at - q.generated_at <= timedelta(days=1)
