@@ -371,6 +371,12 @@ def csrf_from(html: str) -> str:
     return m.group(1) or m.group(2)
 
 
+def csrf_token(client, page: str) -> str:
+    """The session's CSRF token, read from ``page`` (for a test that builds or tampers
+    with the form data itself; ``post_form`` otherwise)."""
+    return csrf_from(client.get(page).get_data(as_text=True))
+
+
 def login(client, plane: str, email: str, password: str):
     """Sign in through the real login form of a plane; returns the POST response."""
     page = client.get(f"/{plane}/login")
