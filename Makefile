@@ -37,9 +37,14 @@ run: install
 	@echo ""
 	$(BIN)/flask --app wsgi serve --port $(PORT)
 
-# Runs against PostgreSQL + Redis on 127.0.0.1 when reachable (own database
-# tenantpilot_test_<checkout hash>, Redis db 13, per-test key prefixes), else SQLite + in-process queue;
-# the first line of the output says which.
+# The test kit uses only the backends named in TEST_DATABASE_URL / TEST_REDIS_URL (else a
+# temporary SQLite file + in-process queue). The project's own run names PostgreSQL + Redis on
+# 127.0.0.1 (a database of this checkout's own, so two checkouts never reset each other;
+# Redis db 13, per-test key prefixes); an unreachable one falls back. The first line of the
+# output says which. Set either variable to override, e.g. TEST_DATABASE_URL=sqlite.
+CHECKOUT := $(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-8)
+test: export TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/tenantpilot_test_$(CHECKOUT)
+test: export TEST_REDIS_URL ?= redis://127.0.0.1:6379/13
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -20,6 +20,7 @@ from rq import Callback, Queue, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from . import words
+from .timeutil import timestamp
 
 log = logging.getLogger("tenantpilot.queue")
 
@@ -92,7 +93,8 @@ def enqueue_due_scheduled_jobs(app=None) -> int:
     moved = 0
     for q in all_queues(app):
         registry = q.scheduled_job_registry
-        for job_id in registry.get_jobs_to_schedule():
+        # Due by the app's clock (tenantpilot.timeutil), so tests move time instead of sleeping.
+        for job_id in registry.get_jobs_to_schedule(timestamp=int(timestamp())):
             if not q.connection.zrem(registry.key, job_id):
                 continue  # someone else moved it
             job = q.fetch_job(job_id)
@@ -212,6 +214,11 @@ def drain_embedded(app) -> None:
     """For CLI commands in embedded mode: the in-process queue dies with the process, so
     run what was enqueued before returning (no-op with Redis: real workers take it)."""
     if app.extensions["tenantpilot"].embedded:
+        from .extensions import db
+
+        # The command's own open transaction would hold SQLite's write lock (every
+        # transaction begins IMMEDIATE) against the jobs run here: end it first.
+        db.session.commit()
         make_worker(app, thread=True).work(burst=True, logging_level="WARNING")
 
 

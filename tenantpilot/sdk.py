@@ -53,7 +53,7 @@ from .planes import platform_required, tenant_required
 from .runs import Scope
 from .sanitize import safe_message, safe_reason
 from .seam import StartResult
-from .timeutil import iso_utc, utcnow
+from .timeutil import iso_utc, timestamp, utcnow
 from .web.forms import EmptyForm
 from .web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id, csv_cell, csv_text, form_text, parse_int
 
@@ -159,6 +159,6 @@ __all__ = [
     "evaluate_control", "finish_embedded_jobs", "form_text", "hookimpl", "iso_utc", "parse_int",
     "platform_required", "provider_client", "provider_connection", "provider_of", "record_audit",
     "record_event", "registered_providers", "remember_submission", "safe_message", "safe_reason",
-    "save_provider_connection", "seed_demo_events", "setting", "start_operation", "tenant_required", "utcnow",
-    "validate_provider_settings",
+    "save_provider_connection", "seed_demo_events", "setting", "start_operation", "tenant_required",
+    "timestamp", "utcnow", "validate_provider_settings",
 ]

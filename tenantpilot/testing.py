@@ -1,45 +1,38 @@
-"""pytest fixtures for TenantPilot and for plugin authors.
+"""The test kit for TenantPilot and its plugins: a pytest plugin, loaded automatically
+wherever tenantpilot-ops is installed (entry point ``pytest11``); no ``pytest_plugins`` line.
 
-Enable in a plugin's tests with ``pytest_plugins = ["tenantpilot.testing"]``. Then:
+Fixtures: ``make_app(plugins=[...], **config)`` (a throwaway app on a freshly reset database,
+with the migrations of the plugins passed in applied, installed or not), ``app``,
+``client``, ``drain``, ``factory`` and ``clock`` (the app's clock, moved by hand).
+Functions: ``signed_in``, ``post_form``, ``form_fields``, ``wait_for_run``, ``run_cli``,
+``check_migrations``, ``login``, ``csrf_from``. docs/plugins.md "Testing plugins" says more.
 
-- ``make_app(plugins=[...], **config)`` builds a throwaway app on a freshly reset database;
-- ``app`` / ``client`` are that app (entry-point plugins) and its test client;
-- ``drain()`` runs a real RQ worker in burst mode until the queues are empty;
-- ``factory`` creates workspaces, tenants and users; ``login(client, plane, email, pw)``
-  signs in through the real form (with its CSRF token).
-
-Backends: PostgreSQL and Redis when reachable (``TEST_DATABASE_URL`` / ``TEST_REDIS_URL``,
-defaulting to 127.0.0.1 with a database ``tenantpilot_test_<checkout>`` and Redis db 13), else
-SQLite and an in-process queue. ``TENANTPILOT_TEST_REQUIRE_REAL=1`` turns a missing
-backend into an error instead of a fallback. Each app uses its own queue/key prefix and
-cleans only the Redis keys carrying it.
+Backends: safe by default. A temporary SQLite file and an in-process queue (fakeredis),
+unless ``TEST_DATABASE_URL`` names a PostgreSQL database (its ``public`` schema is dropped
+and rebuilt once per session) and ``TEST_REDIS_URL`` a Redis database (only keys carrying
+a test app's own prefix are deleted). A named backend that is unreachable falls back,
+unless ``TENANTPILOT_TEST_REQUIRE_REAL=1``, which makes a missing or unreachable one an error.
 """
 from __future__ import annotations
 
 import itertools
 import os
 import re
+import shlex
 import shutil
+import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import urlsplit
 
 import pytest
 
-
-
-def _default_pg() -> str:
-    """One test database per checkout (named by a hash of its path): two working copies
-    on one machine never reset each other's schema."""
-    import hashlib
-    from pathlib import Path
-
-    tag = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
-    return f"postgresql://postgres@127.0.0.1:5432/tenantpilot_test_{tag}"
-
-
-DEFAULT_PG = _default_pg()
-DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 _counter = itertools.count()
+CORE_MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations" / "versions")
 
 
 @dataclass(frozen=True)
@@ -57,15 +50,22 @@ def _safe(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//", url)
 
 
+def _admin_url(url: str) -> str:
+    return url.rsplit("/", 1)[0].replace("+psycopg", "") + "/postgres"
+
+
+def _db_name(url: str) -> str:
+    return url.rsplit("/", 1)[1].split("?")[0]
+
+
 def _pg_reachable(url: str) -> bool:
+    """Reachable, creating the named database if it is missing."""
     import psycopg
 
-    dbname = url.rsplit("/", 1)[1].split("?")[0]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
     try:
-        with psycopg.connect(admin.replace("+psycopg", ""), autocommit=True, connect_timeout=3) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-                conn.execute(f'CREATE DATABASE "{dbname}"')
+        with psycopg.connect(_admin_url(url), autocommit=True, connect_timeout=3) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (_db_name(url),)).fetchone():
+                conn.execute(f'CREATE DATABASE "{_db_name(url)}"')
         return True
     except Exception:
         return False
@@ -80,15 +80,25 @@ def _redis_reachable(url: str) -> bool:
         return False
 
 
+def _named(variable: str, off: str) -> str:
+    value = os.environ.get(variable, "").strip()
+    return "" if value.lower() == off else value
+
+
 def detect_backends() -> Backends:
+    """Only what the environment names: a plugin author's run never touches a database
+    it was not pointed at (a guessed default could be another suite's)."""
     require = os.environ.get("TENANTPILOT_TEST_REQUIRE_REAL") == "1"
-    pg = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
-    rd = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS)
-    pg_ok = pg not in ("", "sqlite") and _pg_reachable(pg)
-    rd_ok = rd not in ("", "none") and _redis_reachable(rd)
+    pg = _named("TEST_DATABASE_URL", "sqlite")
+    rd = _named("TEST_REDIS_URL", "none")
+    if pg and not pg.startswith("postgresql"):
+        raise pytest.UsageError(f"TEST_DATABASE_URL must name a PostgreSQL database (postgresql://…), not {_safe(pg)}")
+    pg_ok = bool(pg) and _pg_reachable(pg)
+    rd_ok = bool(rd) and _redis_reachable(rd)
     if require and not (pg_ok and rd_ok):
-        missing = [name for name, ok in (("PostgreSQL " + _safe(pg), pg_ok), ("Redis " + rd, rd_ok)) if not ok]
-        raise pytest.UsageError(f"TENANTPILOT_TEST_REQUIRE_REAL=1 but unreachable: {', '.join(missing)}")
+        missing = [f"{name} ({_safe(url) + ' unreachable' if url else 'not set'})"
+                   for name, url, ok in (("TEST_DATABASE_URL", pg, pg_ok), ("TEST_REDIS_URL", rd, rd_ok)) if not ok]
+        raise pytest.UsageError(f"TENANTPILOT_TEST_REQUIRE_REAL=1 but no real backend: {', '.join(missing)}")
     return Backends(pg if pg_ok else None, rd if rd_ok else None)
 
 
@@ -114,49 +124,90 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(backends().describe())
 
 
-def _migrate(app) -> None:
-    from flask_migrate import upgrade
+# --- databases and migrations ----------------------------------------------------------
+
+def _upgrade(app, version_dirs: list[str]) -> None:
+    """``upgrade heads`` over exactly these version folders: the core chain plus every
+    plugin branch the database has seen (Alembic refuses a recorded revision it cannot find)."""
+    from alembic import command
 
     from tenantpilot.extensions import db
 
     with app.app_context():
-        upgrade(revision="heads")
+        config = app.extensions["migrate"].migrate.get_config()
+        config.set_main_option("version_locations", os.pathsep.join(version_dirs))
+        command.upgrade(config, "heads")
         db.session.remove()
         db.engine.dispose()  # closing the last SQLite connection checkpoints the WAL
 
 
-@pytest.fixture(scope="session")
-def tp_template_db(tmp_path_factory):
-    """A migrated database: PostgreSQL schema rebuilt once per session, or a SQLite
-    template file copied for every app."""
+def _migration_dirs(app) -> list[str]:
+    from tenantpilot.plugins import plugin_migration_dirs
+
+    return [CORE_MIGRATIONS] + plugin_migration_dirs(app.extensions["tenantpilot"].pm)
+
+
+def _inert_config(tmp: Path, database_url: str) -> dict:
+    return {"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp / "instance"), "REDIS_URL": None,
+            "RATELIMIT_STORAGE_URI": "memory://", "TENANTPILOT_EMBEDDED_WORKER": False}
+
+
+def _pg_drop_schema(url: str) -> None:
     from sqlalchemy import create_engine, text
 
-    from tenantpilot.app import create_app
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
+
+@dataclass
+class TemplateDb:
+    """The session's migrated database (installed plugins' branches): the PostgreSQL test
+    database itself, or a SQLite file copied for every test."""
+
+    location: str  # a SQLAlchemy URL (PostgreSQL) or a file path (SQLite)
+    migration_dirs: list[str]
+    tmp: Path
+    dirty: bool = False  # PostgreSQL: a test added plugin tables; rebuild before the next one
+
+    def build(self) -> None:
+        from tenantpilot.app import create_app
+
+        url = self.location
+        if url.startswith("postgresql"):
+            _pg_drop_schema(url)
+        else:
+            url = f"sqlite:///{self.location}"
+        app = create_app(_inert_config(self.tmp, url))
+        self.migration_dirs = _migration_dirs(app)
+        _upgrade(app, self.migration_dirs)
+        self.dirty = False
+
+
+@pytest.fixture(scope="session")
+def tp_template_db(tmp_path_factory):
     b = backends()
+    tmp = tmp_path_factory.mktemp("template")
     if b.database_url:
-        url = b.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-        _migrate(create_app({"SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": str(tmp_path_factory.mktemp("inst"))}))
-        return url
-    path = tmp_path_factory.mktemp("db") / "template.sqlite"
-    _migrate(create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-                         "INSTANCE_PATH": str(tmp_path_factory.mktemp("inst"))}))
-    return path
+        location = b.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    else:
+        location = str(tmp / "template.sqlite")
+    template = TemplateDb(location, [], tmp)
+    template.build()
+    return template
 
 
 def reset_database(app) -> None:
-    """Empty every table (PostgreSQL) — TRUNCATE does not fire the audit row triggers."""
-    from sqlalchemy import text
+    """Empty every table the database has (PostgreSQL), whichever plugins made it.
+    TRUNCATE does not fire the audit row triggers."""
+    from sqlalchemy import inspect, text
 
     from tenantpilot.extensions import db
 
     with app.app_context():
-        names = [t.name for t in db.metadata.sorted_tables]
+        names = [f'"{n}"' for n in inspect(db.engine).get_table_names() if n != "alembic_version"]
         db.session.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
         db.session.commit()
 
@@ -186,27 +237,40 @@ def _cleanup_redis(app) -> None:
                 r.srem(key, member)
 
 
+@dataclass
+class _TestDb:
+    """One test's database: every app the test makes shares it, as with PostgreSQL."""
+
+    url: str
+    migration_dirs: list[str]
+    apps: list = field(default_factory=list)
+
+
 @pytest.fixture
 def make_app(tp_template_db, tmp_path):
     from tenantpilot.app import create_app
 
-    made = []
+    b = backends()
+    test_db: _TestDb | None = None
 
     def factory(plugins=None, **config):
-        b = backends()
+        nonlocal test_db
+        if test_db is None:
+            if tp_template_db.dirty:
+                tp_template_db.build()
+            if b.database_url:
+                url = tp_template_db.location
+            else:
+                path = tmp_path / "db.sqlite"
+                shutil.copy(tp_template_db.location, path)
+                url = f"sqlite:///{path}"
+            test_db = _TestDb(url, list(tp_template_db.migration_dirs))
         prefix = f"tptest-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-        if b.database_url:
-            db_url = tp_template_db
-        else:
-            path = tmp_path / "db.sqlite"  # every app of one test shares it, as with PostgreSQL
-            if not path.exists():
-                shutil.copy(tp_template_db, path)
-            db_url = f"sqlite:///{path}"
         settings = {
             "TESTING": True,
             "SECRET_KEY": "test-secret",
             "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SQLALCHEMY_DATABASE_URI": test_db.url,
             "REDIS_URL": b.redis_url,
             "TENANTPILOT_QUEUE_PREFIX": prefix,
             "RATELIMIT_STORAGE_URI": b.redis_url or "memory://",
@@ -216,13 +280,19 @@ def make_app(tp_template_db, tmp_path):
         }
         settings.update(config)
         app = create_app(settings, plugins=plugins)
-        if b.database_url and not made:
+        if b.database_url and not test_db.apps:
             reset_database(app)
-        made.append(app)
+        # Branches of plugins passed in but not installed (so not in the template).
+        new = [d for d in _migration_dirs(app) if d not in test_db.migration_dirs]
+        if new:
+            test_db.migration_dirs += new
+            _upgrade(app, test_db.migration_dirs)
+            tp_template_db.dirty = bool(b.database_url)  # the shared schema has tables it should not
+        test_db.apps.append(app)
         return app
 
     yield factory
-    for app in made:
+    for app in test_db.apps if test_db else []:
         cleanup_redis(app)
         with app.app_context():
             from tenantpilot.extensions import db
@@ -241,21 +311,57 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def drain(app):
+def drain_queues(app):
     """Run a real RQ worker (burst) over the app's queues until they are empty."""
     from tenantpilot.queue import make_worker
 
-    def run(target=None):
-        target = target or app
-        worker = make_worker(target, thread=True)
-        worker.work(burst=True, logging_level="WARNING")
-        return worker
+    worker = make_worker(app, thread=True)
+    worker.work(burst=True, logging_level="WARNING")
+    return worker
 
-    return run
 
+@pytest.fixture
+def drain(app):
+    """``drain(target=None)``: ``drain_queues`` for the test's app (or ``target``)."""
+    return lambda target=None: drain_queues(target or app)
+
+
+class Clock:
+    """The app's clock in a test (``tenantpilot.timeutil``): starts at the real time and
+    moves only when told. ``clock()`` is its time, naive UTC."""
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float = 0, **delta) -> datetime:
+        """Move forward by ``seconds`` (and/or ``timedelta`` keywords: ``minutes=5``)."""
+        self.now += timedelta(seconds=seconds, **delta)
+        return self.now
+
+    def set(self, when: datetime) -> datetime:
+        self.now = when
+        return when
+
+
+@pytest.fixture
+def clock():
+    """Installs a ``Clock`` for the whole process (worker threads included) for one test."""
+    from tenantpilot import timeutil
+
+    fake = Clock()
+    previous = timeutil.set_clock(fake)
+    yield fake
+    timeutil.set_clock(previous)
+
+
+# --- acting as a person ------------------------------------------------------------------
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+# What Factory.user / Factory.platform_user give an account unless told otherwise.
+DEFAULT_PASSWORDS = {"admin": "user-pass-123", "system": "platform-pass-123"}
 
 
 def csrf_from(html: str) -> str:
@@ -265,11 +371,172 @@ def csrf_from(html: str) -> str:
     return m.group(1) or m.group(2)
 
 
+def csrf_token(client, page: str) -> str:
+    """The session's CSRF token, read from ``page`` (for a test that builds or tampers
+    with the form data itself; ``post_form`` otherwise)."""
+    return csrf_from(client.get(page).get_data(as_text=True))
+
+
 def login(client, plane: str, email: str, password: str):
     """Sign in through the real login form of a plane; returns the POST response."""
     page = client.get(f"/{plane}/login")
     return client.post(f"/{plane}/login", data={"email": email, "password": password,
                                                  "csrf_token": csrf_from(page.get_data(as_text=True))})
+
+
+def signed_in(app, plane: str, email: str, password: str | None = None):
+    """A new test client of ``app``, signed in on ``plane`` ("system" or "admin") through
+    the real form. ``password`` defaults to the factory's default for that plane."""
+    client = app.test_client()
+    resp = login(client, plane, email, password or DEFAULT_PASSWORDS[plane])
+    assert resp.status_code == 302, f"{email} could not sign in on /{plane} (HTTP {resp.status_code})"
+    return client
+
+
+class _Forms(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.forms: list[dict] = []  # {"action": …, "hidden": {name: value}}
+        self._open: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._open = {"action": a.get("action") or a.get("hx-post") or "", "hidden": {}}
+            self.forms.append(self._open)
+        elif tag == "input" and self._open is not None and (a.get("type") or "").lower() == "hidden" and a.get("name"):
+            self._open["hidden"].setdefault(a["name"], a.get("value") or "")
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._open = None
+
+
+def form_fields(html: str, action: str, page_url: str = "") -> dict:
+    """The hidden fields a browser would send with the page's form that posts to
+    ``action`` (CSRF token, idempotency token, preflight id…). A page without such a form
+    (a button elsewhere) gives its CSRF token alone: the token belongs to the session."""
+    parser = _Forms()
+    parser.feed(html)
+    target = urlsplit(action).path
+    for form in parser.forms:
+        if urlsplit(form["action"] or page_url).path == target and "csrf_token" in form["hidden"]:
+            return dict(form["hidden"])
+    return {"csrf_token": csrf_from(html)}
+
+
+def post_form(client, url: str, data: dict | None = None, *, page: str | None = None, **kwargs):
+    """GET ``page`` (default: ``url`` itself), then POST ``data`` to ``url`` with that
+    form's hidden fields (``form_fields``); ``data`` wins over them. ``kwargs`` go to
+    ``client.post`` (``headers=``, ``follow_redirects=``)."""
+    page = page or url
+    resp = client.get(page)
+    assert resp.status_code == 200, f"GET {page} answered {resp.status_code}: pass page= the page with the form"
+    fields = form_fields(resp.get_data(as_text=True), url, page)
+    return client.post(url, data={**fields, **(data or {})}, **kwargs)
+
+
+# --- runs, commands, migrations ----------------------------------------------------------
+
+def wait_for_run(app, run_id: int, rounds: int = 20):
+    """Run the app's queued work until run ``run_id`` is no longer queued or running;
+    returns the run (detached). Fails when it is still active with nothing left to run."""
+    from tenantpilot.extensions import db
+    from tenantpilot.models import OperationRun
+    from tenantpilot.queue import all_queues
+
+    for _ in range(rounds):
+        drain_queues(app)
+        with app.app_context():
+            run = db.session.get(OperationRun, run_id)
+            assert run is not None, f"no run {run_id}"
+            db.session.expunge(run)
+            if not run.is_active:
+                return run
+            if not sum(q.count for q in all_queues(app)):
+                break
+    raise AssertionError(f"run {run_id} is still {run.status} with nothing left to run")
+
+
+def run_cli(app, args, **kwargs):
+    """Invoke a ``flask`` command of ``app`` (``args``: a list, or a string split like a
+    shell); returns click's ``Result`` (``exit_code``, ``output``)."""
+    return app.test_cli_runner().invoke(args=shlex.split(args) if isinstance(args, str) else list(args), **kwargs)
+
+
+def _package(plugin) -> str:
+    name = plugin.__name__ if isinstance(plugin, ModuleType) else getattr(plugin, "__module__", type(plugin).__module__)
+    return name.split(".")[0]
+
+
+def migration_diff(app) -> list:
+    """What Alembic's autogenerate finds between the models of the core and of ``app``'s
+    plugins and a scratch database built by their migrations alone (same backend as
+    the tests; a table no model describes counts too)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from tenantpilot.app import create_app
+    from tenantpilot.extensions import db
+    from tenantpilot.plugins import DEFAULT_PLUGINS
+
+    pm = app.extensions["tenantpilot"].pm
+    plugins = [(name, p) for name, p in pm.list_name_plugin() if name not in DEFAULT_PLUGINS]
+    packages = {"tenantpilot"} | {_package(p) for _, p in plugins}
+    owned = {t.name for m in db.Model.registry.mappers if m.class_.__module__.split(".")[0] in packages
+             for t in m.tables}
+
+    def include(obj, name, type_, reflected, compare_to):
+        # Models of plugins this app does not load are no business of its migrations.
+        return type_ != "table" or name in owned or (reflected and compare_to is None)
+
+    with tempfile.TemporaryDirectory() as tmp, _scratch_database(Path(tmp)) as config:
+        scratch = create_app({**config, "TESTING": True, "SECRET_KEY": "check"}, plugins=plugins)
+        _upgrade(scratch, _migration_dirs(scratch))
+        with scratch.app_context():
+            with db.engine.connect() as conn:
+                diff = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include}),
+                                        db.metadata)
+            db.engine.dispose()
+    return diff
+
+
+def check_migrations(app) -> None:
+    """Fail unless the migrations of the core and of ``app``'s plugins build exactly the
+    tables their models describe (``migration_diff`` is empty)."""
+    diff = migration_diff(app)
+    assert not diff, "migrations and models differ:\n" + "\n".join(map(repr, diff))
+
+
+class _scratch_database:
+    """An empty database for one check: a schema of its own in the PostgreSQL test
+    database (first on the search path, dropped after), else a SQLite file in ``tmp``.
+    Yields the app config that points there."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.pg = backends().database_url
+
+    def _execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.pg, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(sql)
+
+    def __enter__(self) -> dict:
+        if not self.pg:
+            return _inert_config(self.tmp, f"sqlite:///{self.tmp / 'check.sqlite'}")
+        self.schema = f"tp_check_{uuid.uuid4().hex[:8]}"
+        self._execute(f'CREATE SCHEMA "{self.schema}"')
+        url = self.pg.replace("postgresql://", "postgresql+psycopg://", 1)
+        return {**_inert_config(self.tmp, url),
+                "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"options": f"-csearch_path={self.schema}"}}}
+
+    def __exit__(self, *exc):
+        if self.pg:
+            self._execute(f'DROP SCHEMA "{self.schema}" CASCADE')
 
 
 class Factory:

@@ -4,7 +4,6 @@ import json
 import re
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -248,10 +247,10 @@ def test_unreachable_smtp_server_fails_with_a_short_sanitized_error(app, factory
     assert len(row.last_error) <= 200
 
 
-def test_retry_interval_waits_for_the_scheduler(app, factory, drain, webhook):
+def test_retry_interval_waits_for_the_scheduler(app, factory, drain, webhook, clock):
     """An interval > 0 puts the retry in RQ's ScheduledJobRegistry; the core scheduled job
     ops.enqueue_scheduled_jobs moves it back once due (workers run no RQ scheduler)."""
-    configure(app, webhook=webhook, ALERT_RETRY_INTERVALS="2")
+    configure(app, webhook=webhook, ALERT_RETRY_INTERVALS="60")
     webhook.statuses = [500, 200]
     run_id = run_fanout(app, factory, drain)
     row = deliveries(app, run_id)["webhook"]
@@ -259,12 +258,11 @@ def test_retry_interval_waits_for_the_scheduler(app, factory, drain, webhook):
     deliveries_q = all_queues(app)[0]
     assert deliveries_q.scheduled_job_registry.count == 1 and deliveries_q.count == 0
     with app.app_context():
-        assert enqueue_due_scheduled_jobs() == 0  # not due yet (RQ scores are whole seconds)
-        deadline = time.monotonic() + 8
-        moved = 0
-        while not moved and time.monotonic() < deadline:
-            time.sleep(0.25)
-            moved = enqueue_due_scheduled_jobs()
+        assert enqueue_due_scheduled_jobs() == 0  # not due yet
+        clock.advance(30)  # the clock started before the failed attempt: still inside the minute
+        assert enqueue_due_scheduled_jobs() == 0 and deliveries_q.scheduled_job_registry.count == 1
+        clock.advance(60)
+        moved = enqueue_due_scheduled_jobs()
     assert moved == 1 and deliveries_q.count == 1
     drain()
     row = deliveries(app, run_id)["webhook"]

@@ -11,7 +11,7 @@ from tenantpilot import audit
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog
-from tenantpilot.testing import login
+from tenantpilot.testing import signed_in
 from tenantpilot.timeutil import utcnow
 
 OPS = ("ops@example.test", "ops-password-1")
@@ -55,12 +55,6 @@ def world(app, factory):
     return {"ws": ws, "ws2": ws2, "t1": t1, "t2": t2, "ids": ids}
 
 
-def signed_in(app, creds=OPS):
-    client = app.test_client()
-    assert login(client, "system", *creds).status_code == 302
-    return client
-
-
 def shown(body: str) -> list[str]:
     """Summaries of the listed events, in page order."""
     return re.findall(r'<tr data-event="\d+">.*?<td>([^<]*)</td>\s*</tr>', body, re.S)
@@ -78,7 +72,7 @@ def get(client, url, status=200) -> str:
 
 
 def test_list_newest_first_with_columns(app, world):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     body = get(client, "/system/audit")
     summaries = shown(body)
     # The sign-in's own audit event is newest; then the fixture events by recorded_at.
@@ -121,7 +115,7 @@ def test_list_newest_first_with_columns(app, world):
     ("window=all&actor=alice", ["Paused restore globally", "Cancelled run 13"]),
 ])
 def test_each_filter(app, world, query, expected):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     url = "/system/audit?" + query.format(ws=world["ws"].id, ws2=world["ws2"].id, t1=world["t1"].id)
     body = get(client, url)
     assert shown(body) == expected
@@ -130,14 +124,14 @@ def test_each_filter(app, world, query, expected):
 
 
 def test_window_excludes_older_events(app, world):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     assert "Restore blocked" not in shown(get(client, "/system/audit?window=24h"))
     assert "Cancelled run 13" not in shown(get(client, "/system/audit?window=30d"))
     assert "Cancelled run 13" in shown(get(client, "/system/audit?window=all"))
 
 
 def test_workspace_filter_names_the_workspace(app, world):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     body = get(client, f"/system/audit?workspace={world['ws2'].id}")
     assert re.search(r'data-filter="workspace">workspace:\s*Fabrikam \(#%d\)' % world["ws2"].id, body)
     body = get(client, "/system/audit?workspace=99999")
@@ -158,7 +152,7 @@ def test_workspace_filter_names_the_workspace(app, world):
     ("actor=" + "x" * 201, "Actor must be at most 200 characters."),
 ])
 def test_bad_filter_values_are_a_clear_400(app, world, query, message):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     body = get(client, "/system/audit?" + query, status=400)
     assert message in body
     assert "data-filter-error" in body and "<tr data-event" not in body
@@ -173,7 +167,7 @@ def test_keyset_pagination_across_120_events(app, world):
              "summary": f"bulk {i:03d}", "meta": {"i": i}, "recorded_at": now - timedelta(minutes=200 - i // 2)}
             for i in range(120)])
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     seen, url, pages = [], "/system/audit?action=tests.bulk", 0
     while url:
         body = get(client, url)
@@ -200,7 +194,7 @@ def test_detail_shows_every_field_and_sanitized_metadata(app, world):
             metadata={"runbook": "tests.rename", "api_token": "sk-live-123", "note": "mail me at x@y.test",
                       "scope": {"kind": "single_tenant", "tenant_id": world["t1"].id}})
         event_id = event.id
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     body = get(client, f"/system/audit/{event_id}")
     for text in ("platform.ops.runbooks.start", "Carol Ops", "carol@ops.test", "platform", "42",
                  "Northwind (#%d)" % world["ws"].id, "Northwind Prod (#%d)" % world["t1"].id,
@@ -219,7 +213,7 @@ def test_detail_shows_every_field_and_sanitized_metadata(app, world):
 
 
 def test_detail_of_a_platform_event_and_unknown_id(app, world):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     body = get(client, f"/system/audit/{world['ids'][0]}")
     assert "— (platform)" in body and "Paused restore globally" in body
     assert get(client, "/system/audit/987654", status=404)
@@ -227,7 +221,7 @@ def test_detail_of_a_platform_event_and_unknown_id(app, world):
 
 
 def test_403_without_audit_view_shows_no_audit_content(app, world):
-    client = signed_in(app, NOAUDIT)
+    client = signed_in(app, "system", *NOAUDIT)
     for url in ("/system/audit", "/system/audit?action=operational_control.paused",
                 f"/system/audit/{world['ids'][0]}", "/system/audit/987654"):
         resp = client.get(url)
@@ -244,7 +238,7 @@ def test_anonymous_is_sent_to_login(app, world):
 
 
 def test_reading_the_audit_log_writes_no_audit(app, world):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     before = audit_count(app)
     get(client, "/system/audit")
     get(client, "/system/audit?actor=alice&window=7d")
@@ -278,13 +272,13 @@ def test_run_detail_links_into_the_audit_log(app, world):
         event = audit.record("platform.ops.runs.cancel", actor=Actor.system(), target=("operation_run", run_id, "x"),
                              summary=f"Cancelled run #{run_id}")
         event_id = event.id
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     body = get(client, f"/system/ops/runs/{run_id}")
     assert f'href="/system/audit?target_type=operation_run&amp;target_id={run_id}">All audit events for this run</a>' in body
     assert f'href="/system/audit/{event_id}"' in body
     listed = get(client, f"/system/audit?target_type=operation_run&target_id={run_id}")
     assert shown(listed) == [f"Cancelled run #{run_id}"]
     # An operator who may see runs but not the audit log gets no dead links.
-    other = get(signed_in(app, NOAUDIT), f"/system/ops/runs/{run_id}")
+    other = get(signed_in(app, "system", *NOAUDIT), f"/system/ops/runs/{run_id}")
     assert "All audit events for this run" not in other and f'href="/system/audit/{event_id}"' not in other
     assert f"Cancelled run #{run_id}" in other

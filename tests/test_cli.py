@@ -3,25 +3,20 @@ from sqlalchemy import select
 
 from tenantpilot.extensions import db
 from tenantpilot.models import Membership, PlatformUser, Tenant, User, Workspace
+from tenantpilot.testing import check_migrations, run_cli
 from tests.helpers import count
 
 
 def test_migrations_match_the_models(app):
-    """`flask db upgrade` builds exactly the schema the models describe."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    with app.app_context():
-        with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
-    assert diff == []
+    """`flask db upgrade` builds exactly the schema the models describe (the core's and
+    every installed plugin's, on an empty database of the test backend)."""
+    check_migrations(app)
 
 
 def test_demo_seed_creates_logins_and_is_idempotent(app):
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["demo", "seed"])
+    result = run_cli(app, ["demo", "seed"])
     assert result.exit_code == 0 and "Seeded 3 workspaces and 12 tenants" in result.output
-    assert runner.invoke(args=["demo", "seed"]).output.strip() == "Demo data already present; nothing added."
+    assert run_cli(app, ["demo", "seed"]).output.strip() == "Demo data already present; nothing added."
     assert count(app, Workspace) == 3 and count(app, Tenant) == 12
     with app.app_context():
         ops = db.session.execute(select(PlatformUser).filter_by(email="ops@demo.test")).scalar_one()
@@ -33,7 +28,7 @@ def test_demo_seed_creates_logins_and_is_idempotent(app):
             user = db.session.execute(select(User).filter_by(email=f"{role}@demo.test")).scalar_one()
             assert user.check_password(f"demo-{role}-pass")
             assert {m.role for m in db.session.scalars(select(Membership).filter_by(user_id=user.id))} == {role}
-    logins = runner.invoke(args=["demo", "logins"]).output
+    logins = run_cli(app, ["demo", "logins"]).output
     assert "ops@demo.test" in logins and "demo-readonly-pass" in logins
 
 
@@ -42,22 +37,21 @@ def test_no_demo_logins_without_an_explicit_seed(app):
 
 
 def test_create_platform_user(app):
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create-platform-user", "--email", "Lead@Example.test", "--name", "Lead",
-                                 "--password", "a-long-password", "--capability", "platform.access_system_panel",
-                                 "--capability", "platform.console.view"])
+    result = run_cli(app, ["users", "create-platform-user", "--email", "Lead@Example.test", "--name", "Lead",
+                           "--password", "a-long-password", "--capability", "platform.access_system_panel",
+                           "--capability", "platform.console.view"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         user = db.session.execute(select(PlatformUser).filter_by(email="lead@example.test")).scalar_one()
         assert user.capabilities == ["platform.access_system_panel", "platform.console.view"]
-    bad = runner.invoke(args=["users", "create-platform-user", "--email", "x@example.test", "--name", "X",
-                              "--password", "a-long-password", "--capability", "platform.everything"])
+    bad = run_cli(app, ["users", "create-platform-user", "--email", "x@example.test", "--name", "X",
+                        "--password", "a-long-password", "--capability", "platform.everything"])
     assert bad.exit_code != 0 and "unknown capability: platform.everything" in bad.output
-    dup = runner.invoke(args=["users", "create-platform-user", "--email", "lead@example.test", "--name", "L",
-                              "--password", "a-long-password", "--all-capabilities"])
+    dup = run_cli(app, ["users", "create-platform-user", "--email", "lead@example.test", "--name", "L",
+                        "--password", "a-long-password", "--all-capabilities"])
     assert dup.exit_code != 0 and "already exists" in dup.output
-    short = runner.invoke(args=["users", "create-platform-user", "--email", "y@example.test", "--name", "Y",
-                                "--password", "short", "--all-capabilities"])
+    short = run_cli(app, ["users", "create-platform-user", "--email", "y@example.test", "--name", "Y",
+                          "--password", "short", "--all-capabilities"])
     assert short.exit_code != 0 and "at least 10 characters" in short.output
     assert count(app, PlatformUser) == 1
 
@@ -66,7 +60,7 @@ def test_run_deploy_is_a_no_op_without_deploy_runbooks(make_app):
     from tenantpilot.models import OperationRun
 
     app = make_app(plugins=[])  # the core's default plugins only: no deploy runbook
-    result = app.test_cli_runner().invoke(args=["runbooks", "run-deploy"])
+    result = run_cli(app, ["runbooks", "run-deploy"])
     assert result.exit_code == 0 and "No deploy runbooks registered" in result.output
     assert count(app, OperationRun) == 0
 
@@ -91,7 +85,7 @@ def test_plain_db_upgrade_builds_every_plugin_branch(tmp_path):
 
 
 def test_scheduler_once_runs_the_reaper(app):
-    result = app.test_cli_runner().invoke(args=["scheduler", "--once"])
+    result = run_cli(app, ["scheduler", "--once"])
     assert result.exit_code == 0 and "ops.reap_abandoned_jobs" in result.output
-    again = app.test_cli_runner().invoke(args=["scheduler", "--once"])
+    again = run_cli(app, ["scheduler", "--once"])
     assert "nothing due" in again.output

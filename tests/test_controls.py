@@ -12,10 +12,12 @@ from tenantpilot import controls
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog, OperationalControlActivation as Activation, OperationRun
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, post_form, signed_in
 from tenantpilot.timeutil import utcnow
 from tests.helpers import audit_rows, count, platform_actor
 from tests.support import rename_plugin
+
+OPS = ("system", "ops@example.test", "ops-password-1")
 
 KEY = "tests.rename"
 REASON = "Provider incident INC-42"
@@ -327,21 +329,14 @@ def test_cli_bad_input_fails_clearly_and_writes_nothing(app, world, args, text):
 # --- UI over HTTP ------------------------------------------------------------------------
 
 
-def signed_in(app, email="ops@example.test", password="ops-password-1"):
-    client = app.test_client()
-    assert login(client, "system", email, password).status_code == 302
-    return client
-
-
 def post(client, path, data, htmx=False):
-    token = csrf_from(client.get("/system/ops/controls").get_data(as_text=True))
     headers = {"HX-Request": "true"} if htmx else {}
-    return client.post(path, data={"csrf_token": token, **data}, headers=headers)
+    return post_form(client, path, data, page="/system/ops/controls", headers=headers)
 
 
 def test_page_needs_the_capability_403_without_content(app, world):
     call(app, svc.pause, KEY, "global", None, REASON, None, world["actor"])
-    client = signed_in(app, "nocap@example.test", "nocap-password-1")
+    client = signed_in(app, "system", "nocap@example.test", "nocap-password-1")
     token = csrf_from(client.get("/system/ops/runbooks").get_data(as_text=True))
     for method, path in (("get", "/system/ops/controls"), ("get", f"/system/ops/controls/{KEY}/pause"),
                          ("post", f"/system/ops/controls/{KEY}/pause"),
@@ -361,7 +356,7 @@ def test_page_needs_the_capability_403_without_content(app, world):
 
 def test_page_shows_cards_state_pauses_and_history(app, world):
     actor = world["actor"]
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     page = client.get("/system/ops/controls").get_data(as_text=True)
     assert 'data-control="tests.rename"' in page and ">Enabled<" in page and "Pause…" in page
     assert 'href="/system/ops/controls"' in page  # nav link
@@ -377,7 +372,7 @@ def test_page_shows_cards_state_pauses_and_history(app, world):
 
 
 def test_pause_review_confirm_without_javascript(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     form = client.get(f"/system/ops/controls/{KEY}/pause")
     assert form.status_code == 200 and "Review impact" in form.get_data(as_text=True)
     data = {"scope_type": "global", "reason": REASON, "expires_at": ""}
@@ -409,7 +404,7 @@ def test_pause_review_confirm_without_javascript(app, world):
 
 
 def test_htmx_steps_return_fragments_and_workspace_scope(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     form = client.get(f"/system/ops/controls/{KEY}/pause", headers={"HX-Request": "true"})
     body = form.get_data(as_text=True)
     assert form.status_code == 200 and "<html" not in body and 'data-step="pause-form"' in body
@@ -447,7 +442,7 @@ def test_htmx_steps_return_fragments_and_workspace_scope(app, world):
 ])
 @pytest.mark.parametrize("step", ["pause", "pause/confirm"])
 def test_ui_bad_input_shows_field_errors_and_writes_nothing(app, world, data, field, step):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     for htmx in (False, True):
         r = post(client, f"/system/ops/controls/{KEY}/{step}", data, htmx=htmx)
         body = r.get_data(as_text=True)
@@ -458,7 +453,7 @@ def test_ui_bad_input_shows_field_errors_and_writes_nothing(app, world, data, fi
 
 
 def test_unknown_control_key_in_the_ui_is_404(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     assert client.get("/system/ops/controls/no.such.key/pause").status_code == 404
     r = post(client, "/system/ops/controls/no.such.key/pause/confirm", {"scope_type": "global", "reason": REASON})
     assert r.status_code == 404 and rows(app) == []
@@ -466,7 +461,7 @@ def test_unknown_control_key_in_the_ui_is_404(app, world):
 
 def test_confirm_revalidates_a_stale_review(app, world):
     """The review said 'in 1 minute'; by the time of Confirm the expiry is in the past."""
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     data = {"scope_type": "global", "reason": REASON,
             "expires_at": (utcnow() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")}
     r = post(client, f"/system/ops/controls/{KEY}/pause/confirm", data)
@@ -476,7 +471,7 @@ def test_confirm_revalidates_a_stale_review(app, world):
 
 def test_ui_pause_blocks_the_seam_and_resume_reenables_it(app, world):
     """End to end: a pause made on the page is what the start seam evaluates."""
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     post(client, f"/system/ops/controls/{KEY}/pause/confirm", {"scope_type": "global", "reason": REASON})
     assert "Paused" in client.get("/system/ops/runbooks").get_data(as_text=True)
     with app.app_context():
@@ -519,7 +514,7 @@ def _review_form(client, path, data):
 
 
 def test_double_submit_of_confirm_pause_and_resume_writes_once(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     data = {"scope_type": "global", "reason": REASON, "expires_at": ""}
     confirm = _review_form(client, f"/system/ops/controls/{KEY}/pause", data)
     first = client.post(f"/system/ops/controls/{KEY}/pause/confirm", data=confirm)

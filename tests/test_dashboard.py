@@ -12,9 +12,11 @@ from sqlalchemy import event
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog, OperationalControlActivation, OperationRun, OperationRunTenant
 from tenantpilot.queue import get_queue, make_worker
-from tenantpilot.testing import login
+from tenantpilot.testing import signed_in
 from tenantpilot.timeutil import utcnow
 from tests.helpers import count
+
+OPS = ("system", "ops@example.test", "ops-password-1")
 
 NOLEAK = "NoLeak Tenant Name"
 
@@ -87,12 +89,6 @@ def world(app, factory):
     return {"tenants": (t1, t2, t3), "runs": runs}
 
 
-def signed_in(app, email="ops@example.test", password="ops-password-1"):
-    client = app.test_client()
-    assert login(client, "system", email, password).status_code == 302
-    return client
-
-
 def kpis(html):
     return {k: int(v.replace(",", "")) for k, v in re.findall(r'data-kpi="(\w+)">([\d,]+)<', html)}
 
@@ -109,7 +105,7 @@ def offenders(html, kind):
     ("30d", {"started": 9, "succeeded": 1, "failed": 5, "partially_succeeded": 1, "active": 3}),
 ])
 def test_kpis_follow_the_window(app, world, window, expected):
-    resp = signed_in(app).get("/system/" + (f"?window={window}" if window else ""))
+    resp = signed_in(app, *OPS).get("/system/" + (f"?window={window}" if window else ""))
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
     assert kpis(html) == expected
@@ -117,7 +113,7 @@ def test_kpis_follow_the_window(app, world, window, expected):
 
 
 def test_window_selector_marks_the_current_window_and_links_keep_it(app, world):
-    html = signed_in(app).get("/system/?window=7d").get_data(as_text=True)
+    html = signed_in(app, *OPS).get("/system/?window=7d").get_data(as_text=True)
     links = dict(re.findall(r'<a href="([^"]+)" data-window="(\w+)"', html))
     assert sorted(links.values()) == ["24h", "30d", "7d"]
     assert {v: k for k, v in links.items()} == {"24h": "/system/?window=24h", "7d": "/system/?window=7d",
@@ -132,7 +128,7 @@ def test_window_selector_marks_the_current_window_and_links_keep_it(app, world):
 
 def test_top_offenders_order_and_counts(app, world):
     t1, t2, t3 = world["tenants"]
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     day = client.get("/system/").get_data(as_text=True)
     week = client.get("/system/?window=7d").get_data(as_text=True)
     month = client.get("/system/?window=30d").get_data(as_text=True)
@@ -159,14 +155,14 @@ def test_top_offenders_show_five_each(app, factory):
         for _ in range(i + 1):
             add_run(app, f"type.n{i}", f"Type {i}", ago=timedelta(hours=1), outcome="failed",
                     tenants={tenant_id: done("failed")})
-    html = signed_in(app).get("/system/").get_data(as_text=True)
+    html = signed_in(app, *OPS).get("/system/").get_data(as_text=True)
     assert [n for _, n in offenders(html, "type")] == [7, 6, 5, 4, 3]
     assert offenders(html, "tenant") == [(str(t), n) for t, n in zip(tenants[::-1], (7, 6, 5, 4, 3))]
 
 
 def test_recent_failures_link_to_runs_with_sanitized_reasons(app, world):
     runs = world["runs"]
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     day = client.get("/system/").get_data(as_text=True)
     rows = re.findall(r'<tr data-failure="(\d+)">(.*?)</tr>', day, re.S)
     assert [int(r) for r, _ in rows] == [runs["A"], runs["C"]]
@@ -183,7 +179,7 @@ def test_without_ops_view_nothing_links_to_runs(app, world, factory):
     t1 = world["tenants"][0]
     factory.platform_user(email="viewer@example.test", password="viewer-password-1",
                           capabilities=["platform.access_system_panel", "platform.console.view"])
-    html = signed_in(app, "viewer@example.test", "viewer-password-1").get("/system/").get_data(as_text=True)
+    html = signed_in(app, "system", "viewer@example.test", "viewer-password-1").get("/system/").get_data(as_text=True)
     assert f"Tenant #{t1}" in html and "/system/ops/runs" not in html
     assert "/system/ops/controls" not in html and "Alpha sync" in html
 
@@ -200,7 +196,7 @@ def test_health_queue_workers_stale_runs_and_pauses(app, world, factory):
                                          expires_at=now - timedelta(minutes=5)),
         ])
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     html = client.get("/system/").get_data(as_text=True)
 
     def card(key):
@@ -241,7 +237,7 @@ def test_health_queue_workers_stale_runs_and_pauses(app, world, factory):
 
 
 def test_unknown_window_is_400_with_a_message_and_the_default_view(app, world):
-    resp = signed_in(app).get("/system/?window=1y")
+    resp = signed_in(app, *OPS).get("/system/?window=1y")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400
     assert "Unknown window &#39;1y&#39;: choose 24h, 7d or 30d." in html
@@ -253,13 +249,13 @@ def test_unknown_window_is_400_with_a_message_and_the_default_view(app, world):
 def test_console_needs_console_view(app, world, factory):
     factory.platform_user(email="noconsole@example.test", password="noconsole-pass-1",
                           capabilities=["platform.access_system_panel", "platform.ops.view"])
-    resp = signed_in(app, "noconsole@example.test", "noconsole-pass-1").get("/system/?window=7d")
+    resp = signed_in(app, "system", "noconsole@example.test", "noconsole-pass-1").get("/system/?window=7d")
     assert resp.status_code == 403
     assert "Control tower" not in resp.get_data(as_text=True)
 
 
 def test_never_a_tenant_name_and_a_render_writes_nothing(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     writes, reads = [], []
 
     def watch(conn, cursor, statement, params, context, executemany):

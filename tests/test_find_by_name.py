@@ -6,7 +6,7 @@ import pytest
 from tenantpilot import audit, seam
 from tenantpilot.actors import Actor
 from tenantpilot.runs import Scope
-from tenantpilot.testing import login
+from tenantpilot.testing import signed_in
 from tests.helpers import platform_actor
 
 CANARY = "ops.pipeline_canary"
@@ -34,12 +34,6 @@ def fleet(app, factory, ops):
     return tenants, runs, (north, south)
 
 
-def signed_in(app, email="ops@example.test", password="platform-pass-123"):
-    client = app.test_client()
-    assert login(client, "system", email, password).status_code == 302
-    return client
-
-
 def listed_runs(html):
     import re
 
@@ -48,7 +42,7 @@ def listed_runs(html):
 
 def test_runs_list_filters_by_tenant_name_part_exact_and_link(app, fleet):
     tenants, runs, _ = fleet
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     part = client.get("/system/ops/runs?tenant_name=contoso")
     html = part.get_data(as_text=True)
     assert part.status_code == 200
@@ -64,7 +58,7 @@ def test_runs_list_filters_by_tenant_name_part_exact_and_link(app, fleet):
 
 
 def test_runs_list_name_matching_nothing_lists_nothing_and_says_so(app, fleet):
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     r = client.get("/system/ops/runs?tenant_name=Nonexistent")
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and listed_runs(html) == []
@@ -75,7 +69,7 @@ def test_runs_list_name_matching_nothing_lists_nothing_and_says_so(app, fleet):
 
 def test_runs_list_filters_by_workspace_name(app, fleet):
     _, runs, _ = fleet
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     html = client.get("/system/ops/runs?workspace_name=northwind").get_data(as_text=True)
     assert listed_runs(html) == sorted([runs["contoso"], runs["fabrikam"]])
     both = client.get("/system/ops/runs?workspace_name=northwind&tenant_name=contoso").get_data(as_text=True)
@@ -84,14 +78,14 @@ def test_runs_list_filters_by_workspace_name(app, fleet):
 
 def test_a_name_matching_too_many_tenants_asks_for_more(app, factory, ops):
     factory.tenants(factory.workspace(), 501)
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     html = client.get("/system/ops/runs?tenant_name=bulk").get_data(as_text=True)
     assert "More than 500 tenants match “bulk”: type more of the name." in html
     assert 'aria-invalid="true"' in html
 
 
 def test_typeahead_suggestions_for_tenants_and_workspaces(app, fleet):
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     html = client.get("/system/suggest/tenants?tenant_name=cont", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert html.count("<option") == 2 and 'value="Contoso Labs"' in html and 'value="Contoso Retail"' in html
     assert 'label="Southwind MSP · ' in html
@@ -104,7 +98,7 @@ def test_typeahead_suggestions_for_tenants_and_workspaces(app, fleet):
 def test_suggestions_and_search_respect_capabilities(app, factory, fleet):
     factory.platform_user(email="console@example.test",
                           capabilities=["platform.access_system_panel", "platform.console.view"])
-    client = signed_in(app, "console@example.test")
+    client = signed_in(app, "system", "console@example.test")
     assert client.get("/system/suggest/tenants?tenant_name=c").status_code == 403
     html = client.get("/system/search?q=contoso").get_data(as_text=True)
     assert "Contoso" not in html.split('role="search" class="search-page"')[1]
@@ -118,7 +112,7 @@ def test_audit_action_filter_matches_a_prefix(app, fleet, ops):
         from tenantpilot.extensions import db
 
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     for value in ("operational_control.", "operational_control"):
         html = client.get(f"/system/audit?action={value}").get_data(as_text=True)
         assert "<code>operational_control.paused</code>" in html
@@ -140,7 +134,7 @@ def test_audit_log_filters_by_tenant_and_workspace_name(app, fleet):
             audit.record(action="tests.touched", actor=Actor.system("test"), workspace_id=t.workspace_id,
                          tenant_id=t.id, summary="touched")
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     html = client.get("/system/audit?tenant_name=Contoso+Labs&action=tests").get_data(as_text=True)
     rows = html.split("<tbody>")[1]
     assert "Contoso Labs" in rows and "Contoso Retail" not in rows and "Fabrikam" not in rows
@@ -157,7 +151,7 @@ def test_audit_log_filters_by_tenant_and_workspace_name(app, fleet):
 
 def test_global_search_finds_tenants_workspaces_runs_runbooks_and_controls(app, fleet):
     tenants, runs, _ = fleet
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     page = client.get("/system/").get_data(as_text=True)
     assert 'class="header-search"' in page and 'name="q"' in page
     html = client.get("/system/search?q=contoso").get_data(as_text=True)
@@ -174,7 +168,7 @@ def test_global_search_finds_tenants_workspaces_runs_runbooks_and_controls(app, 
 
 
 def test_global_search_hostile_input(app, fleet):
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     empty = client.get("/system/search?q=")
     assert empty.status_code == 200 and "Type a tenant or workspace name" in empty.get_data(as_text=True)
     long = client.get("/system/search?q=" + "x" * 201)

@@ -10,7 +10,7 @@ from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import Notification, User
 from tenantpilot.runs import Scope
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, signed_in
 from tests.helpers import platform_actor
 
 
@@ -29,12 +29,6 @@ def world(app, factory, drain):
     drain()
     return {"ops": ops, "other": other_ops, "manager": manager, "run_id": run_id, "tenant_run": tenant_run,
             "tenant": tenant}
-
-
-def signed_in(app, plane, email, password):
-    client = app.test_client()
-    assert login(client, plane, email, password).status_code == 302
-    return client
 
 
 def test_the_bell_counts_unread_and_opening_leads_to_the_run(app, world):

@@ -12,7 +12,7 @@ from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import BreakGlassSession, OperationalControlActivation, ProductUsageEvent, User
 from tenantpilot.runs import Scope
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, form_fields, post_form, signed_in
 from tests.helpers import audit_rows, count, platform_actor, run_row
 
 CANARY = "ops.pipeline_canary"
@@ -24,16 +24,10 @@ def ops(app, factory):
     return factory.platform_user(email="ops@example.test")
 
 
-def signed_in(app, plane="system", email="ops@example.test", password="platform-pass-123"):
-    client = app.test_client()
-    assert login(client, plane, email, password).status_code == 302
-    return client
-
-
 def test_the_tenant_picker_searches_what_is_typed_among_500_tenants(app, factory, ops):
     ws = factory.workspace()
     factory.tenants(ws, 500)
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     broad = client.get("/system/ops/tenant-options?tenant_query=Bulk").get_data(as_text=True)
     assert broad.count('name="tenant_id"') == 20
     assert "Showing 20 of 500 matching tenants" in broad
@@ -45,21 +39,17 @@ def test_the_tenant_picker_searches_what_is_typed_among_500_tenants(app, factory
 
 
 def _confirm_page(client, key=CANARY):
-    page = client.get(f"/system/ops/runbooks/{key}/preflight").get_data(as_text=True)
-    r = client.post(f"/system/ops/runbooks/{key}/preflight",
-                    data={"kind": "all_tenants", "csrf_token": csrf_from(page)})
+    r = post_form(client, f"/system/ops/runbooks/{key}/preflight", {"kind": "all_tenants"})
     return r.headers["Location"], client.get(r.headers["Location"]).get_data(as_text=True)
 
 
-def _confirm_fields(body, **data):
-    return {"csrf_token": csrf_from(body),
-            "preflight": re.search(r'name="preflight" type="hidden" value="(\d+)"', body).group(1),
-            "idempotency_token": re.search(r'name="idempotency_token" value="([^"]+)"', body).group(1), **data}
+def _confirm_fields(body, key=CANARY, **data):
+    return {**form_fields(body, f"/system/ops/runbooks/{key}/confirm"), **data}
 
 
 def test_the_canary_all_tenants_confirm_requires_a_reason(app, factory, ops):
     factory.tenants(factory.workspace(), 3)
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     location, body = _confirm_page(client)
     assert "(optional)" not in body and "(required for this scope)" in body
     r = client.post(location.split("?")[0], data=_confirm_fields(body, confirmation="CANARY", reason_code="SUPPORT"))
@@ -83,14 +73,14 @@ def _legacy_findings(app, tenant_ids):
 
 def test_the_paused_message_appears_once_on_a_blocked_confirm(app, factory, ops):
     _legacy_findings(app, factory.tenants(factory.workspace(), 2))
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     location, body = _confirm_page(client, BACKFILL)
     with app.app_context():
         db.session.add(OperationalControlActivation(control_key=BACKFILL, scope_type="global",
                                                     reason_text="Queue maintenance window"))
         db.session.commit()
     r = client.post(location.split("?")[0], data=_confirm_fields(
-        body, confirmation="BACKFILL", reason_code="SUPPORT", reason_text="repair legacy findings"))
+        body, BACKFILL, confirmation="BACKFILL", reason_code="SUPPORT", reason_text="repair legacy findings"))
     html = r.get_data(as_text=True)
     assert r.status_code == 409
     assert html.count("is currently paused. Queue maintenance window") == 1
@@ -101,7 +91,7 @@ def test_a_cancelled_run_does_not_read_as_a_full_bar(app, factory, ops):
     with app.app_context():
         run_id = seam.start(CANARY, scope=Scope("all_tenants"), actor=platform_actor(app, ops), source="cli",
                             context={"reason_code": "SUPPORT", "reason_text": "cancel me"}).run.id
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
     client.post(f"/system/ops/runs/{run_id}/cancel", data={"csrf_token": csrf_from(page), "confirmed": "yes"})
     assert run_row(app, run_id).outcome == "cancelled"
@@ -124,7 +114,7 @@ def test_break_glass_duration_defaults_to_the_configured_minutes(make_app):
     from tenantpilot.testing import Factory
 
     Factory(app).platform_user(email="ops@example.test")
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     page = client.get("/system/break-glass").get_data(as_text=True)
     assert re.search(r'id="minutes"[^>]*value="45"', page)
     r = client.post("/system/break-glass/start", data={"reason": "Incident INC-7 needs access", "minutes": "",
@@ -164,7 +154,7 @@ def test_retry_failed_is_not_offered_for_a_tenant_plane_run(app, factory, ops):
         db.session.add(OperationRunTenant(run_id=run.id, tenant_id=tenant.id, status="failed", accounted=True))
         db.session.commit()
         run_id = run.id
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
     assert "Retry 1 failed tenant</button>" not in page and "its members can run it again from there" in page
     r = client.post(f"/system/ops/runs/{run_id}/retry-failed", data={"csrf_token": csrf_from(page)})
@@ -184,7 +174,7 @@ def test_cancel_run_asks_first_and_says_what_happens_to_running_tenants(app, fac
                                   .order_by(OperationRunTenant.tenant_id)).all()
         rows[0].status, rows[1].status = "running", "running"
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
     assert f'href="/system/ops/runs/{run_id}/cancel"' in page and "Cancel run…" in page
     assert f'action="/system/ops/runs/{run_id}/cancel"' not in page  # no one-click cancel
@@ -207,7 +197,7 @@ def test_cancel_of_a_completed_run_goes_back_to_the_run(app, factory, ops, drain
         run_id = seam.start(CANARY, scope=Scope("all_tenants"), actor=platform_actor(app, ops), source="cli",
                             context={"reason_code": "SUPPORT", "reason_text": "finish"}).run.id
     drain()
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     r = client.get(f"/system/ops/runs/{run_id}/cancel")
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/system/ops/runs/{run_id}")
     assert "nothing to cancel" in client.get(r.headers["Location"]).get_data(as_text=True)
@@ -217,7 +207,7 @@ def test_a_preflight_that_finds_nothing_offers_no_start(app, factory, ops):
     """Backfill with no legacy findings: the page says so and shows no Start form; a POST
     from an old tab starts nothing. The canary counts tenants (its work is the tenants)."""
     factory.tenants(factory.workspace(), 3)
-    client = signed_in(app)
+    client = signed_in(app, "system", "ops@example.test")
     location, body = _confirm_page(client, BACKFILL)
     assert 'data-figure="affected">0<' in body
     assert "data-nothing-to-do" in body and "Nothing to change" in body

@@ -7,7 +7,7 @@ from tenantpilot import hookimpl, providers
 from tenantpilot.api import PolicyRecord, Provider, ProviderError, ProviderField
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog, OperationRun, ProviderConnection
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, signed_in
 from tests.helpers import audit_rows, count
 
 SECRET = "s3cr3t-Value-that-must-never-show-9f8e7d6c5b4a"
@@ -64,12 +64,6 @@ def world(app, factory):
     return ws, tenant
 
 
-def signed_in(app, email):
-    client = app.test_client()
-    assert login(client, "admin", email, "user-pass-123").status_code == 302
-    return client
-
-
 def save(client, tenant, **fields):
     page = client.get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
     return client.post(f"/admin/t/{tenant.id}/connection",
@@ -87,7 +81,7 @@ def everything_written(app) -> str:
 
 def test_bad_settings_are_field_errors_and_nothing_is_saved(app, world):
     _, tenant = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     r = save(client, tenant, tenant_guid="not-a-guid", client_id="", client_secret_ref=SECRET)
     html = r.get_data(as_text=True)
     assert r.status_code == 400
@@ -99,7 +93,7 @@ def test_bad_settings_are_field_errors_and_nothing_is_saved(app, world):
 
 def test_saved_connection_never_shows_its_secret_reference_and_checks_healthy(app, world, caplog):
     _, tenant = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     assert save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref=REF).status_code == 302
     page = client.get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
     assert "Acme Cloud" in page and "A client secret reference is configured" in page
@@ -123,7 +117,7 @@ def test_saved_connection_never_shows_its_secret_reference_and_checks_healthy(ap
 
 def test_a_wrong_secret_is_reported_as_failing_without_the_secret(app, world, monkeypatch):
     _, tenant = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref="env:TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME_OTHER")
     monkeypatch.setenv("TENANTPILOT_PROVIDER_SECRET_TP_TEST_ACME_OTHER", "wrong-secret-value-123")
     page = client.get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
@@ -139,11 +133,11 @@ def test_a_wrong_secret_is_reported_as_failing_without_the_secret(app, world, mo
 
 def test_only_managers_change_the_connection_and_outsiders_see_nothing(app, world):
     _, tenant = world
-    operator = signed_in(app, "operator@example.test")
+    operator = signed_in(app, "admin", "operator@example.test")
     page = operator.get(f"/admin/t/{tenant.id}/connection")
     assert page.status_code == 200 and "Save connection" not in page.get_data(as_text=True)
     assert save(operator, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref=REF).status_code == 403
-    outsider = signed_in(app, "outsider@example.test")
+    outsider = signed_in(app, "admin", "outsider@example.test")
     assert outsider.get(f"/admin/t/{tenant.id}/connection").status_code == 404
     assert count(app, ProviderConnection) == 0
 
@@ -157,10 +151,10 @@ def test_tenant_run_page_shows_only_runs_of_that_tenant(app, world, factory):
         db.session.add_all(runs)
         db.session.commit()
         mine, theirs = runs[0].id, runs[1].id
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     assert "Sample operation" in client.get(f"/admin/t/{tenant.id}/runs/{mine}").get_data(as_text=True)
     assert client.get(f"/admin/t/{tenant.id}/runs/{theirs}").status_code == 404
-    assert signed_in(app, "outsider@example.test").get(f"/admin/t/{tenant.id}/runs/{mine}").status_code == 404
+    assert signed_in(app, "admin", "outsider@example.test").get(f"/admin/t/{tenant.id}/runs/{mine}").status_code == 404
 
 
 # --- secret references reach only what the operator exposed (issue: secret refs) --------
@@ -172,7 +166,7 @@ def test_tenant_run_page_shows_only_runs_of_that_tenant(app, world, factory):
 ])
 def test_secret_references_outside_the_exposed_set_are_refused_when_saved(app, world, ref):
     _, tenant = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     r = save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref=ref)
     html = r.get_data(as_text=True)
     assert r.status_code == 400
@@ -205,7 +199,7 @@ def test_a_stored_reference_outside_the_set_is_refused_at_use_with_one_message(a
     app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(tmp_path)
     _, tenant = world
     _store_ref(app, tenant, ref)
-    html = _check(signed_in(app, "manager@example.test"), tenant)
+    html = _check(signed_in(app, "admin", "manager@example.test"), tenant)
     assert "Connection failing: The connection&#39;s secret could not be read from its reference." in html
     assert seen_infos == []  # the provider was never asked
 
@@ -216,7 +210,7 @@ def test_exposed_env_and_secrets_dir_file_references_work(app, world, tmp_path):
     (secrets_dir / "acme").write_text(SECRET + "\n")
     app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(secrets_dir)
     _, tenant = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     for ref in ("file:acme", f"file:{secrets_dir}/acme", REF):
         r = save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref=ref)
         assert r.status_code == 302, ref
@@ -232,7 +226,7 @@ def test_a_symlink_out_of_the_secrets_dir_is_refused(app, world, tmp_path):
     (secrets_dir / "escape").symlink_to(outside)
     app.config["TENANTPILOT_PROVIDER_SECRETS_DIR"] = str(secrets_dir)
     _, tenant = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     r = save(client, tenant, tenant_guid=GUID, client_id=GUID, client_secret_ref="file:escape")
     assert r.status_code == 400 and count(app, ProviderConnection) == 0
     _store_ref(app, tenant, "file:escape")
@@ -242,5 +236,5 @@ def test_a_symlink_out_of_the_secrets_dir_is_refused(app, world, tmp_path):
 
 def test_the_provider_tab_explains_which_references_are_allowed(app, world):
     _, tenant = world
-    html = signed_in(app, "manager@example.test").get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
+    html = signed_in(app, "admin", "manager@example.test").get(f"/admin/t/{tenant.id}/connection").get_data(as_text=True)
     assert "env:TENANTPILOT_PROVIDER_SECRET_&lt;NAME&gt;" in html and "file:&lt;name&gt;" in html

@@ -5,7 +5,7 @@ import pytest
 from tenantpilot.alerts import job_id_for
 from tenantpilot.models import AlertDelivery
 from tenantpilot.queue import all_queues, get_queue, make_worker
-from tenantpilot.testing import login
+from tenantpilot.testing import login, signed_in
 from tests.helpers import count
 from tests.test_alerts import run_fanout
 from tests.support import fanout_plugin
@@ -32,12 +32,6 @@ def people(factory):
                                          capabilities=["platform.access_system_panel", "platform.console.view",
                                                        "platform.runbooks.run"]),
     }
-
-
-def signed_in(app, who):
-    client = app.test_client()
-    assert login(client, "system", f"{who}@example.test", f"{who}-password-1").status_code == 302
-    return client
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_signed_out_is_sent_to_the_system_login(client):
 
 
 def test_platform_user_without_ops_view_gets_403(app, people):
-    client = signed_in(app, "console")
+    client = signed_in(app, "system", "console@example.test", "console-password-1")
     for url in (f"{RQ}/", f"{RQ}/0/view/workers", f"{RQ}/0/data/queues.json", f"{RQ}/static/css/main.css"):
         assert client.get(url).status_code == 403, url
     assert client.post(f"{RQ}/requeue/anything", headers=XHR).status_code == 403
@@ -86,7 +80,7 @@ def test_tenant_plane_session_does_not_open_the_dashboard(app, factory):
 
 
 def test_ops_viewer_sees_the_app_queues_on_every_page(app, people, busy_queues):
-    client = signed_in(app, "viewer")
+    client = signed_in(app, "system", "viewer@example.test", "viewer-password-1")
     names = [q.name for q in all_queues(app)]
     deliveries, runs = names
     page = client.get(f"{RQ}/")
@@ -130,12 +124,12 @@ def test_ops_viewer_sees_the_app_queues_on_every_page(app, people, busy_queues):
 
 
 def test_only_instance_zero_exists(app, people):
-    client = signed_in(app, "viewer")
+    client = signed_in(app, "system", "viewer@example.test", "viewer-password-1")
     assert client.get(f"{RQ}/1/view/queues").status_code == 404
 
 
 def test_delete_and_empty_are_refused_even_for_full_operators(app, people, busy_queues):
-    client = signed_in(app, "ops")
+    client = signed_in(app, "system", "ops@example.test", "ops-password-1")
     deliveries = all_queues(app)[0]
     for url in (f"{RQ}/job/{busy_queues['queued']}/delete", f"{RQ}/queue/{deliveries.name}/queued/empty",
                 f"{RQ}/queue/{deliveries.name}/failed/empty"):
@@ -149,9 +143,9 @@ def test_delete_and_empty_are_refused_even_for_full_operators(app, people, busy_
 def test_requeue_needs_post_xhr_and_the_run_capability(app, people, busy_queues):
     deliveries = all_queues(app)[0]
     url = f"{RQ}/job/{busy_queues['failed_job']}/requeue"
-    viewer = signed_in(app, "viewer")
+    viewer = signed_in(app, "system", "viewer@example.test", "viewer-password-1")
     assert viewer.post(url, headers=XHR).status_code == 403  # ops.view alone is read-only
-    ops = signed_in(app, "ops")
+    ops = signed_in(app, "system", "ops@example.test", "ops-password-1")
     assert ops.get(f"{RQ}/requeue/{deliveries.name}").status_code == 405  # no GET side effects
     assert ops.post(url).status_code == 403  # a cross-site form cannot add the XHR header
     assert deliveries.failed_job_registry.count == 1
@@ -162,7 +156,7 @@ def test_requeue_needs_post_xhr_and_the_run_capability(app, people, busy_queues)
 
 
 def test_csrf_is_still_enforced_outside_the_dashboard(app, people):
-    client = signed_in(app, "ops")
+    client = signed_in(app, "system", "ops@example.test", "ops-password-1")
     assert client.post("/system/logout").status_code == 400
 
 
@@ -173,7 +167,7 @@ def test_embedded_mode_dashboard_reads_the_in_process_queue(make_app, factory):
                                      capabilities=VIEW_ONLY)
     with app.app_context():
         get_queue("runs").enqueue(print, "x")
-    client = signed_in(app, "viewer")
+    client = signed_in(app, "system", "viewer@example.test", "viewer-password-1")
     assert client.get(f"{RQ}/").status_code == 200
     names = {q["name"] for q in client.get(f"{RQ}/0/data/queues.json").get_json()["queues"]}
     assert f"{app.config['TENANTPILOT_QUEUE_PREFIX']}-runs" in names

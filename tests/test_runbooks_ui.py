@@ -8,10 +8,12 @@ from sqlalchemy import insert, select
 
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog, OperationalControlActivation, OperationRun, Tenant
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, login, post_form, signed_in
 from tenantpilot.timeutil import utcnow
 from tests.helpers import audit_rows, count, queued_jobs, run_row, tenant_rows
 from tests.support import rename_plugin
+
+OPS = ("system", "ops@example.test", "ops-password-1")
 
 
 @pytest.fixture
@@ -33,15 +35,8 @@ def world(app, factory):
     return {"ws": ws, "ws2": ws2, "tenants": tenants}
 
 
-def signed_in(app, email="ops@example.test", password="ops-password-1"):
-    client = app.test_client()
-    assert login(client, "system", email, password).status_code == 302
-    return client
-
-
 def preflight(client, data, key="tests.rename"):
-    page = client.get(f"/system/ops/runbooks/{key}/preflight")
-    return client.post(f"/system/ops/runbooks/{key}/preflight", data={**data, "csrf_token": csrf_from(page.get_data(as_text=True))})
+    return post_form(client, f"/system/ops/runbooks/{key}/preflight", data)
 
 
 def confirm(client, location, **data):
@@ -57,10 +52,10 @@ def names(app):
 
 
 def test_catalog_shows_runbooks_one_may_run(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     body = client.get("/system/ops/runbooks").get_data(as_text=True)
     assert "Legacy rename" in body and 'data-state="enabled"' in body
-    other = signed_in(app, "nocap@example.test", "nocap-password-1")
+    other = signed_in(app, "system", "nocap@example.test", "nocap-password-1")
     assert "Legacy rename" not in other.get_data(as_text=True) if False else "Legacy rename" not in \
         other.get("/system/ops/runbooks").get_data(as_text=True)
     assert other.get("/system/ops/runbooks/tests.rename/preflight").status_code == 403
@@ -75,7 +70,7 @@ def test_catalog_shows_runbooks_one_may_run(app, world):
 
 
 def test_full_flow_preflight_numbers_equal_rows_changed(app, world, drain):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     before = names(app)
     resp = preflight(client, {"kind": "all_tenants"})
     assert resp.status_code == 302
@@ -112,7 +107,7 @@ def test_full_flow_preflight_numbers_equal_rows_changed(app, world, drain):
      "Choose a reason code."),
 ])
 def test_bad_confirmations_are_refused_next_to_the_field(app, world, data, field, message):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     resp, _ = confirm(client, preflight(client, {"kind": "all_tenants"}).headers["Location"], **data)
     body = resp.get_data(as_text=True)
     assert resp.status_code == 422
@@ -121,7 +116,7 @@ def test_bad_confirmations_are_refused_next_to_the_field(app, world, data, field
 
 
 def test_reason_text_is_optional_for_a_single_tenant(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     tenant = world["tenants"][0]
     resp = preflight(client, {"kind": "single_tenant", "tenant_id": tenant.id})
     resp, body = confirm(client, resp.headers["Location"], confirmation="RENAME", reason_code="SUPPORT")
@@ -164,10 +159,10 @@ def test_reason_text_is_required_for_a_single_tenant_during_break_glass(app, wor
 
 
 def test_no_run_without_a_fresh_preflight_of_ones_own(app, world, monkeypatch):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     location = preflight(client, {"kind": "all_tenants"}).headers["Location"]
     # Another operator cannot start from this preflight.
-    other = signed_in(app, "nocap@example.test", "nocap-password-1")
+    other = signed_in(app, "system", "nocap@example.test", "nocap-password-1")
     assert other.get(location).status_code == 403  # lacks the runbook capability
     # Sixteen minutes later the preflight is stale.
     import tenantpilot.web.runbooks_ui as ops
@@ -184,7 +179,7 @@ def test_no_run_without_a_fresh_preflight_of_ones_own(app, world, monkeypatch):
 
 
 def test_double_submit_gives_one_run(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     location = preflight(client, {"kind": "all_tenants"}).headers["Location"]
     data = {"confirmation": "RENAME", "reason_code": "DATA_REPAIR", "reason_text": "Legacy cleanup"}
     first, _ = confirm(client, location, **data)
@@ -195,7 +190,7 @@ def test_double_submit_gives_one_run(app, world):
 
 
 def test_drifted_preflight_is_refused(app, world, factory):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     location = preflight(client, {"kind": "all_tenants"}).headers["Location"]
     factory.tenant(world["ws"], name="legacy late arrival")  # 4 → 5 affected: 25% drift
     resp, _ = confirm(client, location, confirmation="RENAME", reason_code="DATA_REPAIR", reason_text="cleanup")
@@ -205,7 +200,7 @@ def test_drifted_preflight_is_refused(app, world, factory):
 
 
 def test_pause_after_the_page_loaded_still_blocks_the_post(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     location = preflight(client, {"kind": "all_tenants"}).headers["Location"]
     page = client.get(location).get_data(as_text=True)
     with app.app_context():
@@ -224,7 +219,7 @@ def test_pause_after_the_page_loaded_still_blocks_the_post(app, world):
 
 
 def test_tenant_picker_searches_the_allowed_universe_only(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     body = client.get("/system/ops/tenant-options?q=legacy").get_data(as_text=True)
     assert "legacy Northwind 0" in body and "legacy Fabrikam" in body
     assert "legacy Archived" not in body
@@ -247,7 +242,7 @@ def test_runs_list_filters_and_keyset_pagination(app, world):
              "tenants_done": 0, "tenants_failed": 0, "tenants_skipped": 0, "cancel_requested": False}
             for i in range(120)])
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     page1 = client.get("/system/ops/runs").get_data(as_text=True)
     ids = [int(x) for x in re.findall(r'data-run="(\d+)"', page1)]
     assert len(ids) == 50 and ids == sorted(ids, reverse=True)
@@ -268,7 +263,7 @@ def test_runs_list_filters_and_keyset_pagination(app, world):
 def test_run_detail_cancel_retry_failed_and_csv(app, world, factory, drain):
     for i in range(2):
         factory.tenant(world["ws"], name=f"fail-{i}")
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     location = preflight(client, {"kind": "workspace", "workspace_id": world["ws"].id}).headers["Location"]
     resp, _ = confirm(client, location, confirmation="RENAME", reason_code="DATA_REPAIR", reason_text="cleanup")
     run_url = resp.headers["Location"]
@@ -330,7 +325,7 @@ def test_runs_list_tenant_filter_finds_single_and_fan_out_runs(app, world):
                             source="cli").run.id
         ws_run = seam.start("tests.rename", scope=Scope("workspace", workspace_id=world["ws2"].id),
                             actor=Actor.system(), source="cli").run.id
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     ids_a = [int(x) for x in re.findall(r'data-run="(\d+)"', client.get(f"/system/ops/runs?tenant={a.id}").get_data(as_text=True))]
     ids_b = [int(x) for x in re.findall(r'data-run="(\d+)"', client.get(f"/system/ops/runs?tenant={b.id}").get_data(as_text=True))]
     assert ids_a == [single] and ids_b == [ws_run]
@@ -342,7 +337,7 @@ def test_preflight_shows_how_many_tenants_a_workspace_pause_skips(app, world, dr
         db.session.add(OperationalControlActivation(control_key="tests.rename", scope_type="workspace",
                                                     workspace_id=world["ws2"].id, reason_text="Fabrikam freeze"))
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     resp, body = confirm(client, preflight(client, {"kind": "all_tenants"}).headers["Location"],
                          confirmation="RENAME", reason_code="DATA_REPAIR", reason_text="cleanup")
     assert "Tenants skipped (workspace paused)" in body and re.search(r'kpi-value warn">2<', body)
@@ -380,7 +375,7 @@ def test_runbook_run_detail_fragment_updates_with_the_live_progress(make_app, fa
     f.platform_user(email="ops@example.test", password="ops-password-1")
     with app.app_context():
         run_id = seam.start("tests.fragment", scope=Scope("all_tenants"), actor=Actor.system(), source="cli").run.id
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     assert "Renamed 0" in client.get(f"/system/ops/runs/{run_id}/progress").get_data(as_text=True)
     drain(app)
     assert "Renamed 6" in client.get(f"/system/ops/runs/{run_id}/progress").get_data(as_text=True)
@@ -389,7 +384,7 @@ def test_runbook_run_detail_fragment_updates_with_the_live_progress(make_app, fa
 def test_a_confirm_resubmitted_after_its_run_completed_starts_nothing(app, world, drain):
     """The run identity dedups while a run is active; the form's idempotency token covers
     the rest: a refresh of the confirm POST after the run finished starts no second run."""
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     resp = preflight(client, {"kind": "all_tenants"})
     body = client.get(resp.headers["Location"]).get_data(as_text=True)
     fields = {"csrf_token": csrf_from(body),

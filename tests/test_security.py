@@ -9,7 +9,7 @@ from sqlalchemy import select, text, update
 from tenantpilot.extensions import db
 from tenantpilot.models import (AuditLog, AuthSession, BreakGlassSession, OperationalControlActivation, OperationRun,
                                 PlatformUser, Tenant, User)
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, csrf_token, login, signed_in
 from tenantpilot.timeutil import utcnow
 from tests.helpers import audit_rows, count
 
@@ -23,16 +23,6 @@ def people(app, factory):
     tenant = factory.tenant(ws, name="Contoso")
     return {"admin": factory.user(email="owner@example.test", memberships=[(ws, "owner")]),
             "system": factory.platform_user(email="ops@example.test"), "ws": ws, "tenant": tenant}
-
-
-def signed_in(app, plane, email):
-    client = app.test_client()
-    assert login(client, plane, email, PASSWORDS[plane]).status_code == 302
-    return client
-
-
-def token(client, path):
-    return csrf_from(client.get(path).get_data(as_text=True))
 
 
 def is_login_page(response, plane):
@@ -49,7 +39,7 @@ def test_a_cookie_replayed_after_sign_out_is_not_a_session(app, people, plane):
     client = signed_in(app, plane, EMAILS[plane])
     assert client.get(HOME[plane]).status_code == 200
     stolen = client.get_cookie(f"tp_{plane}_session", path=f"/{plane}").value
-    assert client.post(f"/{plane}/logout", data={"csrf_token": token(client, HOME[plane])}).status_code == 302
+    assert client.post(f"/{plane}/logout", data={"csrf_token": csrf_token(client, HOME[plane])}).status_code == 302
 
     attacker = app.test_client()
     attacker.set_cookie(f"tp_{plane}_session", stolen, path=f"/{plane}")
@@ -74,7 +64,7 @@ def test_sign_out_everywhere_ends_every_session_of_the_person(app, people, plane
 def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(app, people, plane):
     here, elsewhere = signed_in(app, plane, EMAILS[plane]), signed_in(app, plane, EMAILS[plane])
     data = {"current_password": PASSWORDS[plane], "new_password": "a-brand-new-pass-42",
-            "confirm_password": "a-brand-new-pass-42", "csrf_token": token(here, f"/{plane}/account")}
+            "confirm_password": "a-brand-new-pass-42", "csrf_token": csrf_token(here, f"/{plane}/account")}
     assert here.post(f"/{plane}/account", data=data).status_code == 302
     assert here.get(HOME[plane]).status_code == 200
     assert is_login_page(elsewhere.get(HOME[plane]), plane)
@@ -84,7 +74,7 @@ def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(app, peopl
 def test_a_wrong_current_password_changes_nothing(app, people):
     client = signed_in(app, "admin", EMAILS["admin"])
     data = {"current_password": "not-my-password", "new_password": "a-brand-new-pass-42",
-            "confirm_password": "a-brand-new-pass-42", "csrf_token": token(client, "/admin/account")}
+            "confirm_password": "a-brand-new-pass-42", "csrf_token": csrf_token(client, "/admin/account")}
     r = client.post("/admin/account", data=data)
     assert r.status_code == 422 and "This is not your current password." in r.get_data(as_text=True)
     assert login(app.test_client(), "admin", EMAILS["admin"], PASSWORDS["admin"]).status_code == 302
@@ -138,14 +128,14 @@ def test_idle_and_absolute_lifetimes(app, people, plane, idle, absolute):
 def test_sign_in_starts_a_new_session_and_csrf_secret(app, people):
     """A token planted before sign-in (session fixation of the CSRF secret) is refused after it."""
     client = app.test_client()
-    planted = token(client, "/admin/login")
+    planted = csrf_token(client, "/admin/login")
     r = client.post("/admin/login", data={"email": EMAILS["admin"], "password": PASSWORDS["admin"],
                                           "csrf_token": planted})
     assert r.status_code == 302
     stale = client.post("/admin/workspace", data={"workspace_id": people["ws"].id, "csrf_token": planted})
     assert stale.status_code == 400 and "CSRF" in stale.get_data(as_text=True)
     fresh = client.post("/admin/workspace", data={"workspace_id": people["ws"].id,
-                                                  "csrf_token": token(client, "/admin/")})
+                                                  "csrf_token": csrf_token(client, "/admin/")})
     assert fresh.status_code == 302
 
 
@@ -290,7 +280,7 @@ def test_nul_in_the_unauthenticated_login_form_is_a_field_error(app, people):
     client = app.test_client()
     before = count(app, AuditLog)
     r = client.post("/admin/login", data={"email": "owner\x00@example.test", "password": "x\x00y",
-                                          "csrf_token": token(client, "/admin/login")})
+                                          "csrf_token": csrf_token(client, "/admin/login")})
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and "Remove the control characters" in html
     assert count(app, AuditLog) == before
@@ -299,7 +289,7 @@ def test_nul_in_the_unauthenticated_login_form_is_a_field_error(app, people):
 def test_nul_in_a_break_glass_reason_is_a_field_error_and_no_row(app, people):
     client = signed_in(app, "system", EMAILS["system"])
     r = client.post("/system/break-glass/start", data={"reason": "incident\x00 in progress", "minutes": "30",
-                                                      "csrf_token": token(client, "/system/break-glass")})
+                                                      "csrf_token": csrf_token(client, "/system/break-glass")})
     assert r.status_code == 422 and "Remove the control characters" in r.get_data(as_text=True)
     assert count(app, BreakGlassSession) == 0
 
@@ -308,7 +298,7 @@ def test_nul_in_a_break_glass_reason_is_a_field_error_and_no_row(app, people):
 def test_break_glass_minutes_must_be_plain_digits_in_range(app, people, minutes):
     client = signed_in(app, "system", EMAILS["system"])
     r = client.post("/system/break-glass/start", data={"reason": "a real incident reason", "minutes": minutes,
-                                                      "csrf_token": token(client, "/system/break-glass")})
+                                                      "csrf_token": csrf_token(client, "/system/break-glass")})
     assert r.status_code == 422 and count(app, BreakGlassSession) == 0
 
 

@@ -13,7 +13,7 @@ from tenantpilot import hookimpl, words
 from tenantpilot.api import ControlKey, DefinitionError, OperationType, Runbook
 from tenantpilot.extensions import db
 from tenantpilot.models import Notification, OperationalControlActivation, OperationRun
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, signed_in
 from tests.helpers import audit_rows, platform_actor, run_row
 
 KEY = "words.sweep"
@@ -70,12 +70,6 @@ def world(app, factory):
     return {"solo": solo, "trio": trio, "solo_tenant": solo_tenant, "trio_tenants": trio_tenants}
 
 
-def signed_in(app, plane="system", email=OPS[0], password=OPS[1]):
-    client = app.test_client()
-    assert login(client, plane, email, password).status_code == 302
-    return client
-
-
 def text_of(html: str) -> str:
     """What a person reads: tags (and their attributes) gone, whitespace collapsed."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
@@ -110,7 +104,7 @@ def kpi_labels(html: str) -> list[str]:
 
 @pytest.mark.parametrize("workspace, n, tenant_word", [("solo", 1, "tenant"), ("trio", 3, "tenants")])
 def test_a_run_reads_in_plurals_from_babel_never_parenthesised(app, world, drain, workspace, n, tenant_word):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     run_id, pages = start_through_the_ui(client, {"kind": "workspace", "workspace_id": world[workspace].id})
     assert f"Widget sweep: {n} item{'s' if n > 1 else ''} across {n} {tenant_word}" in text_of(pages[-1])
     drain()
@@ -138,7 +132,7 @@ def test_a_run_reads_in_plurals_from_babel_never_parenthesised(app, world, drain
 
 
 def test_a_single_tenant_run_page_of_both_planes_says_1_tenant(app, world, drain):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     run_id, _ = start_through_the_ui(client, {"kind": "single_tenant", "tenant_id": world["solo_tenant"].id})
     drain()
     shown = text_of(client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True))
@@ -153,7 +147,7 @@ def test_a_single_tenant_run_page_of_both_planes_says_1_tenant(app, world, drain
 
 
 def test_run_pages_show_declared_labels_in_order_never_raw_keys(app, world, drain):
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     run_id, _ = start_through_the_ui(client, {"kind": "workspace", "workspace_id": world["trio"].id})
     drain()
     page = client.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
@@ -197,7 +191,7 @@ def test_an_old_run_with_keys_nobody_declares_still_reads_as_labels(app, world):
         db.session.add(run)
         db.session.commit()
         run_id = run.id
-    page = signed_in(app).get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
+    page = signed_in(app, "system", *OPS).get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
     assert kpi_labels(page) == ["Tenants done", "Tenants failed", "Items skipped", "Items failed"]
 
 
@@ -251,7 +245,7 @@ def test_tenants_skipped_and_items_skipped_are_named_apart(app, world, drain):
         db.session.add(OperationalControlActivation(control_key=KEY, scope_type="workspace",
                                                     workspace_id=world["trio"].id, reason_text="Trio freeze"))
         db.session.commit()
-    client = signed_in(app)
+    client = signed_in(app, "system", *OPS)
     run_id, pages = start_through_the_ui(client, {"kind": "all_tenants"})
     assert "Tenants skipped (workspace paused)" in text_of(pages[-1])
     drain()
@@ -298,7 +292,7 @@ def test_alert_e_mail_counts_read_as_labels(app):
 
 
 def test_the_controls_page_shows_surfaces_by_label(app, world):
-    page = signed_in(app).get("/system/ops/controls").get_data(as_text=True)
+    page = signed_in(app, "system", *OPS).get("/system/ops/controls").get_data(as_text=True)
     card = re.search(rf'data-control="{re.escape(KEY)}".*?</article>', page, re.S).group(0)
     affects = re.search(r"Affects:(.*?)·", text_of(card)).group(1).strip()
     # Declared label; the core's own page; the fallback of an unknown id: page and plane.
@@ -313,7 +307,7 @@ def test_the_built_in_controls_name_their_surfaces(make_app):
 
     app = make_app()  # the entry-point plugins: findings and restore declare surfaces
     Factory(app).platform_user(email=OPS[0], password=OPS[1])
-    shown = text_of(signed_in(app).get("/system/ops/controls").get_data(as_text=True))
+    shown = text_of(signed_in(app, "system", *OPS).get("/system/ops/controls").get_data(as_text=True))
     assert "Affects: Restore runs tab of each tenant (tenant plane)" in shown
     assert "Affects: Runbooks page (system plane), Findings tab of each tenant (tenant plane)" in shown
     assert not re.search(r"\b(admin|system)\.[a-z_]+", shown)
@@ -328,7 +322,7 @@ def test_audit_detail_of_a_pause_shows_the_surfaces_by_label(app, world):
     with app.app_context():
         svc.pause(*svc_args)
     [event] = audit_rows(app, "operational_control.paused")
-    shown = text_of(signed_in(app).get(f"/system/audit/{event.id}").get_data(as_text=True))
+    shown = text_of(signed_in(app, "system", *OPS).get(f"/system/audit/{event.id}").get_data(as_text=True))
     assert ("Surfaces Runbooks page (system plane), Widgets tab of each tenant, Widget history (tenant plane)"
             in shown)
 

@@ -4,11 +4,10 @@ from sqlalchemy import select
 from tenantpilot import seam
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, Tenant
+from tenantpilot.models import Tenant
 from tenantpilot.runs import Scope
+from tenantpilot.testing import wait_for_run
 from tenantpilot_trim_names import plugin
-
-pytest_plugins = ["tenantpilot.testing"]
 
 
 @pytest.fixture
@@ -31,9 +30,9 @@ def preflight(app):
 
 
 def finished_run(app, run_id):
-    with app.app_context():
-        run = db.session.get(OperationRun, run_id)
-        return run.status, run.outcome, run.summary_counts, run.failure_summary
+    # A real RQ worker (burst mode) runs the queued tenant jobs until the run is done.
+    run = wait_for_run(app, run_id)
+    return run.status, run.outcome, run.summary_counts, run.failure_summary
 
 
 def names(app):
@@ -49,7 +48,7 @@ def test_preflight_is_read_only_and_counts_the_work(app, factory):
     assert names(app) == ["  Contoso  ", "Fabrikam"]
 
 
-def test_trims_names_fails_blank_ones_and_is_idempotent(app, factory, drain):
+def test_trims_names_fails_blank_ones_and_is_idempotent(app, factory):
     ws = factory.workspace()
     factory.tenant(ws, name="  Contoso  ")
     factory.tenant(ws, name="Fabrikam")
@@ -59,8 +58,6 @@ def test_trims_names_fails_blank_ones_and_is_idempotent(app, factory, drain):
 
     status, run_id = start(app, actor)
     assert status == "started"
-    drain()  # a real RQ worker, burst mode, until the queues are empty
-
     status, outcome, counts, failures = finished_run(app, run_id)
     assert (status, outcome) == ("completed", "partially_succeeded")
     assert counts == {"processed": 2, "updated": 1, "unchanged": 1, "tenants": 3, "failed": 1}
@@ -72,7 +69,6 @@ def test_trims_names_fails_blank_ones_and_is_idempotent(app, factory, drain):
     # The first run completed, so the same start is a new run; it changes nothing.
     status, second = start(app, actor)
     assert status == "started" and second != run_id
-    drain()
     assert finished_run(app, second)[2] == {"processed": 2, "unchanged": 2, "tenants": 3, "failed": 1}
     assert names(app) == ["   ", "Contoso", "Fabrikam"]
 

@@ -17,7 +17,6 @@ from tenantpilot_findings.backfill import preflight
 from tenantpilot_findings.models import Finding
 from tests.helpers import run_row
 
-pytest_plugins = ["tenantpilot.testing"]
 KEY = "findings.lifecycle.backfill"
 
 

@@ -9,9 +9,9 @@ from tenantpilot.models import OperationRun
 from tenantpilot_findings import plugin
 from tenantpilot_findings.backfill import preflight
 from tenantpilot_findings.models import Finding
+from tenantpilot.testing import run_cli
 from tests.helpers import count, queued_jobs, run_row
 
-pytest_plugins = ["tenantpilot.testing"]
 PAUSED = ("Findings lifecycle backfill paused\n"
           f"Findings lifecycle backfill is currently paused. {PAUSE_REASON}\n")
 
@@ -22,7 +22,7 @@ def app(make_app):
 
 
 def cli(app, *args):
-    return app.test_cli_runner().invoke(args=list(args))
+    return run_cli(app, args)
 
 
 def all_runs(app):

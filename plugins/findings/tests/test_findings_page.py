@@ -8,13 +8,12 @@ from sqlalchemy import insert, select
 from findings_helpers import PAUSE_REASON, T0, add, days, finding, pause
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import post_form, signed_in
 from tenantpilot.timeutil import utcnow
 from tenantpilot_findings import plugin
 from tenantpilot_findings.models import Finding
 from tests.helpers import audit_rows, count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 TITLE = "Findings lifecycle backfill paused"
 BODY = f"Findings lifecycle backfill is currently paused. {PAUSE_REASON}"
 BUTTON = "Backfill findings lifecycle"
@@ -35,19 +34,13 @@ def world(app, factory):
     return ws, tenant, users
 
 
-def signed_in(app, email):
-    client = app.test_client()
-    assert login(client, "admin", email, "user-pass-123").status_code == 302
-    return client
-
 
 def page(client, tenant, query=""):
     return client.get(f"/admin/t/{tenant.id}/findings{query}")
 
 
 def post_backfill(client, tenant):
-    token = csrf_from(client.get("/admin/").get_data(as_text=True))
-    return client.post(f"/admin/t/{tenant.id}/findings/backfill", data={"csrf_token": token})
+    return post_form(client, f"/admin/t/{tenant.id}/findings/backfill", page="/admin/")
 
 
 def ids_on(html):
@@ -63,10 +56,10 @@ def test_members_see_the_list_non_members_get_404(app, world):
     ws, tenant, users = world
     add(app, finding(tenant.id, title="Guest account holds the Global Reader role"))
     for role in ("owner", "manager", "operator", "readonly"):
-        resp = page(signed_in(app, f"{role}@example.test"), tenant)
+        resp = page(signed_in(app, "admin", f"{role}@example.test"), tenant)
         assert resp.status_code == 200, role
         assert "Guest account holds the Global Reader role" in resp.get_data(as_text=True)
-    outsider = signed_in(app, "outsider@example.test")
+    outsider = signed_in(app, "admin", "outsider@example.test")
     assert page(outsider, tenant).status_code == 404
     assert outsider.get("/admin/t/999999/findings").status_code == 404
     anonymous = app.test_client().get(f"/admin/t/{tenant.id}/findings")
@@ -76,7 +69,7 @@ def test_members_see_the_list_non_members_get_404(app, world):
 def test_only_tenant_managers_see_the_backfill_button(app, world):
     _, tenant, _ = world
     for role, visible in (("owner", True), ("manager", True), ("operator", False), ("readonly", False)):
-        html = page(signed_in(app, f"{role}@example.test"), tenant).get_data(as_text=True)
+        html = page(signed_in(app, "admin", f"{role}@example.test"), tenant).get_data(as_text=True)
         assert (BUTTON in html) is visible, role
         assert ('action="/admin/t/%d/findings/backfill"' % tenant.id in html) is visible, role
 
@@ -86,7 +79,7 @@ def test_archived_tenant_is_readable_but_offers_no_backfill(app, factory):
     tenant = factory.tenant(ws, status="archived")
     factory.user(email="m@example.test", memberships=[(ws, "manager")])
     add(app, finding(tenant.id, title="Old finding"))
-    html = page(signed_in(app, "m@example.test"), tenant).get_data(as_text=True)
+    html = page(signed_in(app, "admin", "m@example.test"), tenant).get_data(as_text=True)
     assert "Old finding" in html and BUTTON not in html
 
 
@@ -96,7 +89,7 @@ def test_filters_by_status_severity_and_type(app, world):
         app, finding(tenant.id, type="drift", severity="critical", status="new", title="Drifted CA policy"),
         finding(tenant.id, type="permission", severity="high", status="triaged", title="Over-privileged app"),
         finding(tenant.id, type="compliance", severity="low", status="resolved", title="Stale devices"))
-    client = signed_in(app, "readonly@example.test")
+    client = signed_in(app, "admin", "readonly@example.test")
     assert ids_on(page(client, tenant).get_data(as_text=True)) == [resolved, high_perm, crit_drift]
     assert ids_on(page(client, tenant, "?status=resolved").get_data(as_text=True)) == [resolved]
     assert ids_on(page(client, tenant, "?severity=critical").get_data(as_text=True)) == [crit_drift]
@@ -111,7 +104,7 @@ def test_filters_by_status_severity_and_type(app, world):
 def test_invalid_filter_values_get_a_clear_message(app, world):
     _, tenant, _ = world
     add(app, finding(tenant.id))
-    client = signed_in(app, "readonly@example.test")
+    client = signed_in(app, "admin", "readonly@example.test")
     resp = page(client, tenant, "?status=bogus&severity=urgent")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400
@@ -128,7 +121,7 @@ def test_keyset_pagination_fifty_per_page_newest_first(app, world):
         db.session.execute(insert(Finding), [finding(tenant.id, title=f"Finding {i}") for i in range(120)])
         db.session.commit()
         all_ids = sorted(db.session.scalars(select(Finding.id)), reverse=True)
-    client = signed_in(app, "readonly@example.test")
+    client = signed_in(app, "admin", "readonly@example.test")
 
     first = page(client, tenant).get_data(as_text=True)
     assert ids_on(first) == all_ids[:50]
@@ -160,7 +153,7 @@ def test_badges_and_sla_due_with_overdue_highlighted(app, world):
         finding(tenant.id, severity="high", status="resolved", first_seen_at=now - days(30), last_seen_at=now,
                 due_at=now - days(23), resolved_at=now, title="Resolved late"),
         finding(tenant.id, severity="medium", status="open", title="Legacy without due date"))
-    html = page(signed_in(app, "readonly@example.test"), tenant).get_data(as_text=True)
+    html = page(signed_in(app, "admin", "readonly@example.test"), tenant).get_data(as_text=True)
     rows = {int(i): body for i, body in re.findall(r'<tr data-finding="(\d+)"[^>]*>(.*?)</tr>', html, re.S)}
     assert '<span class="badge badge-bad">critical</span>' in rows[overdue]
     assert '<span class="badge badge-neutral">low</span>' in rows[due_later]
@@ -175,7 +168,7 @@ def test_badges_and_sla_due_with_overdue_highlighted(app, world):
 
 def test_manager_starts_one_run_and_a_second_post_is_already_queued(app, world):
     _, tenant, users = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     resp = post_backfill(client, tenant)
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/admin/t/{tenant.id}/findings")
     [run] = runs(app)
@@ -195,7 +188,7 @@ def test_manager_starts_one_run_and_a_second_post_is_already_queued(app, world):
 def test_backfill_from_the_page_repairs_the_tenant(app, world, drain):
     _, tenant, _ = world
     legacy = add(app, finding(tenant.id, status="acknowledged", severity="high"))[0]
-    client = signed_in(app, "owner@example.test")
+    client = signed_in(app, "admin", "owner@example.test")
     assert post_backfill(client, tenant).status_code == 302
     drain(app)
     with app.app_context():
@@ -208,9 +201,9 @@ def test_backfill_from_the_page_repairs_the_tenant(app, world, drain):
 def test_non_members_get_404_and_operators_403_even_when_paused(app, world):
     ws, tenant, _ = world
     pause(app, "workspace", ws.id)
-    assert post_backfill(signed_in(app, "outsider@example.test"), tenant).status_code == 404
+    assert post_backfill(signed_in(app, "admin", "outsider@example.test"), tenant).status_code == 404
     for role in ("operator", "readonly"):
-        resp = post_backfill(signed_in(app, f"{role}@example.test"), tenant)
+        resp = post_backfill(signed_in(app, "admin", f"{role}@example.test"), tenant)
         assert resp.status_code == 403, role
         assert "paused" not in resp.get_data(as_text=True).lower()
     assert runs(app) == [] and queued_jobs(app) == 0
@@ -220,7 +213,7 @@ def test_non_members_get_404_and_operators_403_even_when_paused(app, world):
 def test_paused_answers_409_with_the_paused_message_and_starts_nothing(app, world, scope_type):
     ws, tenant, users = world
     pause(app, scope_type, ws.id if scope_type == "workspace" else None)
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     resp = post_backfill(client, tenant)
     html = resp.get_data(as_text=True)
     assert resp.status_code == 409
@@ -238,21 +231,21 @@ def test_paused_answers_409_with_the_paused_message_and_starts_nothing(app, worl
 def test_a_pause_of_another_workspace_does_not_block(app, world, factory):
     _, tenant, _ = world
     pause(app, "workspace", factory.workspace().id)
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     assert "Paused" not in page(client, tenant).get_data(as_text=True)
     assert post_backfill(client, tenant).status_code == 302 and len(runs(app)) == 1
 
 
 def test_post_without_csrf_token_is_refused(app, world):
     _, tenant, _ = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     assert client.post(f"/admin/t/{tenant.id}/findings/backfill").status_code == 400
     assert count(app, OperationRun) == 0
 
 
 def test_every_tenant_page_has_a_findings_tab(app, world):
     _, tenant, _ = world
-    client = signed_in(app, "readonly@example.test")
+    client = signed_in(app, "admin", "readonly@example.test")
     home = client.get(f"/admin/t/{tenant.id}/").get_data(as_text=True)
     assert re.search(r'<a href="/admin/t/%d/findings"\s+data-tenant-page="findings.list">Findings</a>' % tenant.id, home)
     findings_page = page(client, tenant).get_data(as_text=True)

@@ -12,8 +12,6 @@ from tenantpilot.testing import csrf_from, login
 from tenantpilot_findings import plugin
 from tests.helpers import run_row
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):

@@ -9,7 +9,6 @@ from graph_helpers import SECRET_ENV, app, build, connect, graph, other_app, stu
 from tenantpilot.api import PolicyRecord, ProviderConnectionInfo, ProviderError, RoleAssignment
 from tenantpilot_graph.stub import FAULT_BODY_MARKER, free_port
 
-pytest_plugins = ["tenantpilot.testing"]
 DC = "/deviceManagement/deviceConfigurations"
 WIN10 = "#microsoft.graph.windows10GeneralConfiguration"
 

@@ -9,8 +9,6 @@ from tenantpilot.api import ProviderError
 from tenantpilot_graph import plugin
 from tenantpilot_graph.client import DEFAULTS, GraphSettings, settable_state
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 def test_entry_point_is_declared():
     (ep,) = [ep for ep in entry_points(group="tenantpilot") if ep.name == "microsoft_graph"]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tenantpilot.extensions import db
 from tenantpilot.models import ProductUsageEvent
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
 from tenantpilot_onboarding.models import OnboardingDraft
 
 EVENT = "product.onboarding.checkpoint_completed"
@@ -16,19 +16,11 @@ GUID = "11111111-2222-3333-4444-555555555555"  # the simulated provider grants i
 GUID_MISSING = "55555555-6666-7777-8888-999999999999"  # …withholds Policy.ReadWrite.ConditionalAccess
 
 
-def signed_in(app, email, password="user-pass-123"):
-    client = app.test_client()
-    assert login(client, "admin", email, password).status_code == 302
-    return client
-
-
-def token(client) -> str:
-    return csrf_from(client.get("/admin/").get_data(as_text=True))
 
 
 def identify(client, name="Contoso Ltd", guid=GUID):
-    return client.post("/admin/onboarding/", data={"csrf_token": token(client), "display_name": name,
-                                                   "external_id": guid})
+    return post_form(client, "/admin/onboarding/", {"display_name": name,
+                                                   "external_id": guid}, page="/admin/")
 
 
 def draft_id_of(response) -> int:
@@ -38,7 +30,7 @@ def draft_id_of(response) -> int:
 
 
 def post(client, draft_id, step, **data):
-    return client.post(f"/admin/onboarding/{draft_id}/{step}", data={"csrf_token": token(client), **data})
+    return post_form(client, f"/admin/onboarding/{draft_id}/{step}", {**data}, page="/admin/")
 
 
 def draft_row(app, draft_id) -> OnboardingDraft:

@@ -18,7 +18,6 @@ from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 ALLOWED = {"checkpoint_key", "lifecycle_state", "completed_at"}
 
 
@@ -53,7 +52,7 @@ def verify(app, client, draft_id, drain):
 
 def test_walk_to_activated_records_one_event_per_tenant_checkpoint(app, world, drain):
     ws, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     assert "Onboard a tenant" in client.get("/admin/").get_data(as_text=True)
     assert client.get("/admin/onboarding/").status_code == 200
     assert client.get("/admin/onboarding/new").status_code == 200
@@ -154,7 +153,7 @@ def test_walk_to_activated_records_one_event_per_tenant_checkpoint(app, world, d
 
 def test_resaves_and_repeated_submits_record_nothing(app, world, drain):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = draft_id_of(identify(client, "Contoso", GUID))
 
     # identify again, before a tenant exists: details change, the checkpoint does not.
@@ -195,7 +194,7 @@ def test_resaves_and_repeated_submits_record_nothing(app, world, drain):
 def test_invalid_and_duplicate_guids_are_field_errors_and_create_nothing(app, world, factory):
     ws, other, manager = world
     make_tenant(app, other, "Existing", "AAAAAAAA-1111-2222-3333-444444444444")
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
 
     cases = [
         ("Contoso", "not-a-guid", "Enter the Entra tenant ID as a GUID"),
@@ -242,10 +241,10 @@ def test_operators_get_403_and_non_members_404(app, world, factory):
     operator = factory.user(email="operator@example.test", memberships=[(ws, "operator")])
     readonly = factory.user(email="readonly@example.test", memberships=[(ws, "readonly")])
     stranger = factory.user(email="stranger@example.test", memberships=[(other, "owner")])
-    draft_id = draft_id_of(identify(signed_in(app, manager.email), "Contoso", GUID))
+    draft_id = draft_id_of(identify(signed_in(app, "admin", manager.email), "Contoso", GUID))
 
     for user in (operator, readonly):
-        client = signed_in(app, user.email)
+        client = signed_in(app, "admin", user.email)
         assert "Onboard a tenant" not in client.get("/admin/").get_data(as_text=True)
         assert client.get("/admin/onboarding/").status_code == 403
         assert client.get("/admin/onboarding/new").status_code == 403
@@ -253,7 +252,7 @@ def test_operators_get_403_and_non_members_404(app, world, factory):
         assert client.get(f"/admin/onboarding/{draft_id}").status_code == 403
         assert post(client, draft_id, "connect", provider="simulated").status_code == 403
 
-    client = signed_in(app, stranger.email)
+    client = signed_in(app, "admin", stranger.email)
     assert client.get("/admin/onboarding/").status_code == 200  # their own workspace
     for url in (f"/admin/onboarding/{draft_id}", f"/admin/onboarding/{draft_id}/verify/live",
                 "/admin/onboarding/9999"):
@@ -269,7 +268,7 @@ def test_operators_get_403_and_non_members_404(app, world, factory):
 
 def test_failed_verification_completes_nothing_and_can_be_retried(app, world, drain, monkeypatch):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = walk_to_verify(app, client)
 
     def refuse(self):
@@ -294,7 +293,7 @@ def test_failed_verification_completes_nothing_and_can_be_retried(app, world, dr
 
 def test_missing_permissions_are_shown_and_must_be_acknowledged(app, world, drain):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = draft_id_of(identify(client, "Woodgrove", GUID_MISSING))
     assert post(client, draft_id, "connect", provider="simulated").status_code == 302
     draft = verify(app, client, draft_id, drain)
@@ -314,7 +313,7 @@ def test_missing_permissions_are_shown_and_must_be_acknowledged(app, world, drai
 
 def test_skipping_ahead_is_refused(app, world):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = draft_id_of(identify(client))
     for step, data in (("verify", {}), ("ready", {}), ("activate", {"tenant_name": "Contoso Ltd"})):
         assert post(client, draft_id, step, **data).status_code == 400
@@ -323,7 +322,7 @@ def test_skipping_ahead_is_refused(app, world):
 
 def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatch):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = draft_id_of(identify(client))
 
     def broken(*args, **kwargs):
@@ -351,7 +350,7 @@ def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatc
 
 def test_a_lost_run_completed_hook_is_recovered_by_continue(app, world, drain, monkeypatch):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = walk_to_verify(app, client)
     with monkeypatch.context() as m:
         m.setattr(service, "on_run_completed", lambda run: None)  # the worker died after the commit
@@ -383,7 +382,7 @@ def test_draft_tenant_is_in_no_fleet_run_until_activated(app, world, factory, dr
 
     ws, _, manager = world
     live = factory.tenant(ws, "Live Co")
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = walk_to_verify(app, client)
     draft = draft_row(app, draft_id)
     with app.app_context():
@@ -399,7 +398,7 @@ def test_draft_tenant_is_in_no_fleet_run_until_activated(app, world, factory, dr
 
 def test_tenant_archived_during_onboarding_is_not_activated(app, world, drain):
     _, _, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     draft_id = walk_to_verify(app, client)
     verify(app, client, draft_id, drain)
     assert post(client, draft_id, "ready").status_code == 302

@@ -5,7 +5,7 @@ from sqlalchemy import select, update
 
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun, ProductUsageEvent, ProviderConnection, User
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
 from tenantpilot_reports import service
 from tenantpilot_reports.models import StoredReport
 from tenantpilot_simulated import client as sim
@@ -28,19 +28,10 @@ def rename_user(app, user, name):
         db.session.commit()
 
 
-def signed_in(app, email, password="user-pass-123"):
-    client = app.test_client()
-    assert login(client, "admin", email, password).status_code == 302
-    return client
-
-
-def token(client) -> str:
-    return csrf_from(client.get("/admin/").get_data(as_text=True))
 
 
 def generate(client, tenant, report_type):
-    return client.post(f"/admin/t/{tenant.id}/reports/generate",
-                       data={"csrf_token": token(client), "report_type": report_type})
+    return post_form(client, f"/admin/t/{tenant.id}/reports/generate", {"report_type": report_type}, page="/admin/")
 
 
 def _sim_row(tenant) -> SimTenant:

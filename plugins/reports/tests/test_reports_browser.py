@@ -12,7 +12,6 @@ from tenantpilot_reports import plugin
 from tenantpilot_simulated import plugin as simulated
 from tests.browser import chromium, live_server, screenshot, sign_in
 
-pytest_plugins = ["tenantpilot.testing"]
 pytestmark = pytest.mark.browser
 ROLES = [("Global Administrator", "p-1", "user"), ("Global Administrator", "p-2", "user"),
          ("Intune Administrator", "p-3", "group"), ("Security Reader", "p-4", "user"),

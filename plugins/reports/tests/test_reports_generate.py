@@ -24,7 +24,6 @@ from tenantpilot_simulated import plugin as simulated
 from tenantpilot_simulated.client import SimulatedClient
 from tests.helpers import count
 
-pytest_plugins = ["tenantpilot.testing"]
 ROLE_DATA = [("Global Administrator", "p-1", "user"), ("Global Administrator", "p-2", "user"),
              ("Intune Administrator", "p-3", "group"), ("Security Reader", "p-4", "user"),
              ("Security Reader", "p-5", "user"), ("Security Reader", "p-6", "servicePrincipal")]
@@ -68,7 +67,7 @@ def open_findings(app, tenant):
 
 def test_both_reports_are_stored_once_each_with_exactly_one_event_each(app, world, drain):
     ws, tenant, _, users = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     both(client, tenant, drain)
 
     stored = {r.report_type: r for r in reports(app, tenant)}
@@ -100,7 +99,7 @@ def test_both_reports_are_stored_once_each_with_exactly_one_event_each(app, worl
 
 def test_unchanged_data_stores_no_new_report_and_records_no_new_event(app, world, drain):
     _, tenant, _, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     both(client, tenant, drain)
     first = [r.id for r in reports(app)]
 
@@ -118,7 +117,7 @@ def test_unchanged_data_stores_no_new_report_and_records_no_new_event(app, world
 
 def test_a_role_handed_to_someone_else_is_a_change_even_with_equal_counts(app, world, drain):
     _, tenant, _, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     generate(client, tenant, ROLES)
     drain()
     set_roles(app, tenant, [("Global Administrator", "p-99", "user")] + ROLE_DATA[1:])
@@ -131,7 +130,7 @@ def test_a_role_handed_to_someone_else_is_a_change_even_with_equal_counts(app, w
 
 def test_missing_permissions_store_a_new_report_and_open_one_finding_each(app, world, drain):
     _, tenant, _, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     generate(client, tenant, POSTURE)
     drain()
     assert open_findings(app, tenant) == []
@@ -192,7 +191,7 @@ def test_a_legacy_open_finding_for_the_permission_is_not_duplicated(app, world, 
                                fingerprint="permission:missing:Policy.Read.All"))
         db.session.commit()
     set_permissions(app, tenant, [p for p in ALL_REQUIRED if p != "Policy.Read.All"])
-    generate(signed_in(app, "operator@contoso.example"), tenant, POSTURE)
+    generate(signed_in(app, "admin", "operator@contoso.example"), tenant, POSTURE)
     drain()
     assert count(app, Finding, Finding.tenant_id == tenant.id) == 1
 
@@ -205,7 +204,7 @@ def test_without_the_findings_plugin_the_report_is_stored_and_no_finding_is_made
     connect(app, tenant)
     set_permissions(app, tenant, ALL_REQUIRED[:2])
     factory.user(email="op@example.test", memberships=[(ws, "operator")])
-    generate(signed_in(app, "op@example.test"), tenant, POSTURE)
+    generate(signed_in(app, "admin", "op@example.test"), tenant, POSTURE)
     drain(app)
     [report] = reports(app, tenant)
     assert report.summary["missing_count"] == 3
@@ -229,7 +228,7 @@ def test_a_system_initiated_run_stores_the_report_and_records_nothing(app, world
 
 def test_a_tenant_without_a_connection_fails_the_run_and_stores_and_records_nothing(app, world, drain):
     _, _, unconnected, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     assert generate(client, unconnected, POSTURE).status_code == 302
     drain()
     [run] = runs_of(app, unconnected, POSTURE)
@@ -248,7 +247,7 @@ def test_a_provider_error_fails_the_run_and_stores_and_records_nothing(app, worl
         raise ProviderError("throttled", "The provider is throttling requests; try again later.")
 
     monkeypatch.setattr(SimulatedClient, "directory_role_assignments", throttled)
-    generate(signed_in(app, "operator@contoso.example"), tenant, ROLES)
+    generate(signed_in(app, "admin", "operator@contoso.example"), tenant, ROLES)
     drain()
     [run] = runs_of(app, tenant, ROLES)
     assert run.outcome == "failed" and run.failure_summary[0]["reason_code"] == "throttled"
@@ -257,7 +256,7 @@ def test_a_provider_error_fails_the_run_and_stores_and_records_nothing(app, worl
 
 def test_a_second_click_while_queued_is_deduplicated_and_stores_one_report(app, world, drain):
     _, tenant, _, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     generate(client, tenant, POSTURE)
     second = generate(client, tenant, POSTURE)
     assert "already queued" in client.get(second.headers["Location"]).get_data(as_text=True)
@@ -268,7 +267,7 @@ def test_a_second_click_while_queued_is_deduplicated_and_stores_one_report(app, 
 
 def test_event_rows_carry_no_email_user_name_or_tenant_name(app, world, drain):
     _, tenant, _, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     both(client, tenant, drain)
     set_permissions(app, tenant, ALL_REQUIRED[1:])
     generate(client, tenant, POSTURE)
@@ -286,7 +285,7 @@ def test_event_rows_carry_no_email_user_name_or_tenant_name(app, world, drain):
                                           ("outsider", 404)])
 def test_who_may_generate(app, world, drain, role, status):
     _, tenant, _, users = world
-    client = signed_in(app, users[role].email)
+    client = signed_in(app, "admin", users[role].email)
     assert generate(client, tenant, POSTURE).status_code == status
     drain()
     assert count(app, OperationRun, OperationRun.tenant_id == tenant.id) == (1 if status == 302 else 0)
@@ -295,7 +294,7 @@ def test_who_may_generate(app, world, drain, role, status):
 
 def test_an_unknown_report_type_or_a_missing_token_is_refused(app, world):
     _, tenant, _, _ = world
-    client = signed_in(app, "operator@contoso.example")
+    client = signed_in(app, "admin", "operator@contoso.example")
     assert generate(client, tenant, "everything").status_code == 400
     assert client.post(f"/admin/t/{tenant.id}/reports/generate", data={"report_type": POSTURE}).status_code == 400
     assert count(app, OperationRun) == 0

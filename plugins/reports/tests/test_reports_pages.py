@@ -12,8 +12,6 @@ from tenantpilot_reports import plugin
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import count
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):
@@ -33,10 +31,10 @@ def world(app, factory, drain):
     for role in ("operator", "readonly"):
         factory.user(email=f"{role}@example.test", memberships=[(ws_a, role)])
     factory.user(email="bravo@example.test", memberships=[(ws_b, "operator")])
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     for report_type in (POSTURE, ROLES):
         generate(client, tenant_a, report_type)
-    generate(signed_in(app, "bravo@example.test"), tenant_b, POSTURE)
+    generate(signed_in(app, "admin", "bravo@example.test"), tenant_b, POSTURE)
     drain()
     # A second posture report of tenant A, with two permissions missing, to compare against.
     set_permissions(app, tenant_a, ALL_REQUIRED[2:])
@@ -53,7 +51,7 @@ def ids(app, tenant, report_type):
 
 def test_the_list_shows_reports_newest_first_with_both_actions_and_last_runs(app, world):
     tenant_a, _ = world
-    html = signed_in(app, "operator@example.test").get(f"/admin/t/{tenant_a.id}/reports").get_data(as_text=True)
+    html = signed_in(app, "admin", "operator@example.test").get(f"/admin/t/{tenant_a.id}/reports").get_data(as_text=True)
     assert 'data-tenant-page="reports.list"' in html and 'aria-current="page" data-tenant-page="reports.list"' in html
     assert "Generate permission posture report" in html and "Generate Entra admin roles report" in html
     rows = [int(i) for i in re.findall(r'data-report="(\d+)"', html)]
@@ -67,7 +65,7 @@ def test_the_list_shows_reports_newest_first_with_both_actions_and_last_runs(app
 
 def test_readonly_members_see_the_reports_but_no_actions(app, world):
     tenant_a, _ = world
-    client = signed_in(app, "readonly@example.test")
+    client = signed_in(app, "admin", "readonly@example.test")
     html = client.get(f"/admin/t/{tenant_a.id}/reports").get_data(as_text=True)
     assert "data-report=" in html and "Generate permission posture report" not in html
     report_id = ids(app, tenant_a, POSTURE)[-1]
@@ -77,7 +75,7 @@ def test_readonly_members_see_the_reports_but_no_actions(app, world):
 def test_the_posture_detail_lists_missing_permissions_and_what_changed(app, world):
     tenant_a, _ = world
     first, second = ids(app, tenant_a, POSTURE)
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     html = client.get(f"/admin/t/{tenant_a.id}/reports/{second}").get_data(as_text=True)
     missing = ALL_REQUIRED[:2]
     for name in missing:
@@ -91,7 +89,7 @@ def test_the_posture_detail_lists_missing_permissions_and_what_changed(app, worl
 def test_the_roles_detail_draws_a_bar_per_role_with_the_change(app, world):
     tenant_a, _ = world
     first, second = ids(app, tenant_a, ROLES)
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     html = client.get(f"/admin/t/{tenant_a.id}/reports/{first}").get_data(as_text=True)
     assert re.search(r'data-role="Security Reader".*?class="rp-w100".*?data-role-count>2<', html, re.S)
     assert re.search(r'data-role="Global Administrator" class="privileged".*?class="rp-w50"', html, re.S)
@@ -103,7 +101,7 @@ def test_the_roles_detail_draws_a_bar_per_role_with_the_change(app, world):
 
 def test_another_tenants_report_and_a_non_member_are_404(app, world):
     tenant_a, tenant_b = world
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     [bravo_report] = ids(app, tenant_b, POSTURE)
     assert client.get(f"/admin/t/{tenant_a.id}/reports/{bravo_report}").status_code == 404
     assert client.get(f"/admin/t/{tenant_b.id}/reports/{bravo_report}").status_code == 404
@@ -114,7 +112,7 @@ def test_another_tenants_report_and_a_non_member_are_404(app, world):
 def test_pages_render_and_record_nothing(app, world):
     tenant_a, _ = world
     before_events = count(app, ProductUsageEvent)
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     urls = [f"/admin/t/{tenant_a.id}/reports", f"/admin/t/{tenant_a.id}/reports?before=3"]
     urls += [f"/admin/t/{tenant_a.id}/reports/{i}" for i in ids(app, tenant_a, POSTURE) + ids(app, tenant_a, ROLES)]
     for url in urls:
@@ -126,7 +124,7 @@ def test_pages_render_and_record_nothing(app, world):
 
 def test_the_list_polls_while_a_run_is_active(app, world):
     tenant_a, _ = world
-    client = signed_in(app, "operator@example.test")
+    client = signed_in(app, "admin", "operator@example.test")
     generate(client, tenant_a, ROLES)  # queued, not drained
     html = client.get(f"/admin/t/{tenant_a.id}/reports").get_data(as_text=True)
     assert 'hx-trigger="every 2s"' in html and 'data-run-status="queued"' in html
@@ -145,7 +143,7 @@ def test_a_card_with_reports_but_no_run_shows_the_latest_report(app, factory):
         report = service.store_demo_report(tenant.id, POSTURE)
         db.session.commit()
         report_id = report.id
-    html = signed_in(app, "operator@example.test").get(f"/admin/t/{tenant.id}/reports").get_data(as_text=True)
+    html = signed_in(app, "admin", "operator@example.test").get(f"/admin/t/{tenant.id}/reports").get_data(as_text=True)
     card = re.search(rf'data-report-type="{POSTURE}".*?</article>', html, re.S).group(0)
     assert "Never generated." not in card and f"#{report_id}</a>" in card
     roles_card = re.search(rf'data-report-type="{ROLES}".*?</article>', html, re.S).group(0)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationalControlActivation, ProviderConnection
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_token, post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
 from tenantpilot_restore.models import BackupItem, BackupSet
 from tenantpilot_simulated import client as sim
 
@@ -20,19 +20,11 @@ def connect(app, tenant, provider="simulated", **kw):
         db.session.commit()
 
 
-def signed_in(app, email):
-    client = app.test_client()
-    assert login(client, "admin", email, "user-pass-123").status_code == 302
-    return client
-
-
-def token(client) -> str:
-    return csrf_from(client.get("/admin/").get_data(as_text=True))
 
 
 def capture(app, client, tenant, drain) -> BackupSet:
     """Capture a backup through the tenant page and run the job; returns the new set."""
-    r = client.post(f"/admin/t/{tenant.id}/backups/capture", data={"csrf_token": token(client)})
+    r = post_form(client, f"/admin/t/{tenant.id}/backups/capture", None, page="/admin/")
     assert r.status_code == 302
     drain()
     with app.app_context():
@@ -80,7 +72,7 @@ def pause(app, scope_type="global", workspace_id=None, reason=PAUSE_REASON):
 
 
 def confirm_data(client, backup_id, *, scope="all", items=(), dry_run=False, acknowledge=True, tenant_name=""):
-    data = {"csrf_token": token(client), "backup_set_id": str(backup_id), "scope": scope,
+    data = {"csrf_token": csrf_token(client, "/admin/"), "backup_set_id": str(backup_id), "scope": scope,
             "item_ids": [str(i) for i in items], "tenant_name": tenant_name}
     if dry_run:
         data["dry_run"] = "y"

@@ -17,7 +17,6 @@ from tenantpilot_simulated import plugin as simulated
 from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.helpers import count
 
-pytest_plugins = ["tenantpilot.testing"]
 pytestmark = pytest.mark.browser
 
 

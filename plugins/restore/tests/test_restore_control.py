@@ -1,6 +1,3 @@
-pytest_plugins = ["tenantpilot.testing"]
-
-
 def test_restore_execute_control_is_registered_by_the_installed_plugin(app):
     registry = app.extensions["tenantpilot"].registry
     control = registry.control_keys["restore.execute"]

@@ -16,7 +16,6 @@ from tenantpilot_restore import plugin
 from tenantpilot_restore.models import BackupItem, RestoreRun, RestoreRunItem
 from tests.helpers import count, queued_jobs
 
-pytest_plugins = ["tenantpilot.testing"]
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_TP_TEST_RESTORE_GRAPH"
 COLLECTION = "/deviceManagement/deviceConfigurations"
 
@@ -67,7 +66,7 @@ def leaks(app, caplog, *needles) -> list[str]:
 def test_restore_through_graph_retries_429_and_fails_only_the_rejected_item(app, world, stub, drain, caplog):
     caplog.set_level(logging.DEBUG)
     _, tenant, ids = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     backup = capture(app, client, tenant, drain)
     assert backup.item_count == 4
     assert len(stub.requests(method="GET", path=COLLECTION)) == 2  # 3 policies, pages of 2
@@ -107,7 +106,7 @@ def test_restore_through_graph_retries_429_and_fails_only_the_rejected_item(app,
 
 def test_a_paused_restore_sends_no_request_to_graph(app, world, stub, drain):
     ws, tenant, _ = world
-    client = signed_in(app, "manager@example.test")
+    client = signed_in(app, "admin", "manager@example.test")
     backup = capture(app, client, tenant, drain)
     pause(app, "workspace", ws.id)
     seen = len(stub.log)

@@ -5,15 +5,14 @@ import pytest
 from sqlalchemy import select
 
 from restore_helpers import (backup_payloads, capture, confirm_data, connect, drift, item_ids, restore_run_id,
-                             signed_in, sim_calls, sim_state, token)
+                             signed_in, sim_calls, sim_state)
 from tenantpilot.extensions import db
 from tenantpilot.models import OperationRun
+from tenantpilot.testing import post_form
 from tenantpilot_restore import plugin
 from tenantpilot_restore.models import BackupSet, RestoreRun, RestoreRunItem
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
-
-pytest_plugins = ["tenantpilot.testing"]
 
 
 @pytest.fixture
@@ -38,7 +37,7 @@ def results(app, rr_id):
 
 def test_capture_snapshots_the_provider_state_into_a_backup_set(app, world, drain):
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     state = sim_state(app, tenant)
     assert backup.item_count == len(state) == 7
@@ -55,7 +54,7 @@ def test_capture_snapshots_the_provider_state_into_a_backup_set(app, world, drai
 
 def test_wizard_end_to_end_dry_run_changes_nothing_and_execute_restores_the_backup(app, world, drain):
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     assert drift(app, tenant, 3) == 3
     drifted = sim_state(app, tenant)
@@ -66,13 +65,13 @@ def test_wizard_end_to_end_dry_run_changes_nothing_and_execute_restores_the_back
     assert step1.status_code == 200 and backup.name in step1.get_data(as_text=True)
     step2 = client.get(f"/admin/t/{tenant.id}/restore-runs/new/scope?backup_set_id={backup.id}")
     assert step2.status_code == 200 and "All items (7)" in step2.get_data(as_text=True)
-    step3 = client.post(f"/admin/t/{tenant.id}/restore-runs/new/checks",
-                        data={"csrf_token": token(client), "backup_set_id": backup.id, "scope": "all"})
+    step3 = post_form(client, f"/admin/t/{tenant.id}/restore-runs/new/checks",
+                      {"backup_set_id": backup.id, "scope": "all"}, page="/admin/")
     html = step3.get_data(as_text=True)
     assert step3.status_code == 200 and 'data-check-status="fail"' not in html
     assert 'data-check="provider_connection" data-check-status="ok"' in html
-    step4 = client.post(f"/admin/t/{tenant.id}/restore-runs/new/preview",
-                        data={"csrf_token": token(client), "backup_set_id": backup.id, "scope": "all"})
+    step4 = post_form(client, f"/admin/t/{tenant.id}/restore-runs/new/preview",
+                      {"backup_set_id": backup.id, "scope": "all"}, page="/admin/")
     html = step4.get_data(as_text=True)
     assert step4.status_code == 200
     assert "3 of 7 items will change; 4 already match the backup." in html
@@ -130,7 +129,7 @@ def test_wizard_end_to_end_dry_run_changes_nothing_and_execute_restores_the_back
 
 def test_selected_items_restore_only_those(app, world, drain):
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     drift(app, tenant)  # every policy edited
     ids = item_ids(app, backup.id)[:2]
@@ -145,7 +144,7 @@ def test_selected_items_restore_only_those(app, world, drain):
 
 def test_an_item_the_provider_rejects_fails_alone_and_the_run_is_partial(app, world, drain):
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     drift(app, tenant)
     with app.app_context():
@@ -171,7 +170,7 @@ def test_an_item_the_provider_rejects_fails_alone_and_the_run_is_partial(app, wo
 
 def test_a_finished_restore_can_run_again_and_a_double_submit_is_one_run(app, world, drain):
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     drift(app, tenant, 1)
     data = confirm_data(client, backup.id, tenant_name="Contoso HQ")
@@ -181,8 +180,8 @@ def test_a_finished_restore_can_run_again_and_a_double_submit_is_one_run(app, wo
     assert count(app, RestoreRun) == 1 and queued_jobs(app) == 1
     drain()
     drift(app, tenant, 2)
-    rerun = client.post(f"/admin/t/{tenant.id}/restore-runs/{restore_run_id(first)}/rerun",
-                        data={"csrf_token": token(client), "acknowledge": "y", "tenant_name": "Contoso HQ"})
+    rerun = post_form(client, f"/admin/t/{tenant.id}/restore-runs/{restore_run_id(first)}/rerun",
+                      {"acknowledge": "y", "tenant_name": "Contoso HQ"}, page="/admin/")
     assert rerun.status_code == 302
     new_id = restore_run_id(rerun)
     drain()
@@ -195,7 +194,7 @@ def test_a_finished_restore_can_run_again_and_a_double_submit_is_one_run(app, wo
 
 def test_the_provider_is_not_called_by_pages_that_only_show_restores(app, world, drain):
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     before = len(sim_calls(app, tenant))
     for url in (f"/admin/t/{tenant.id}/restore-runs", f"/admin/t/{tenant.id}/backups",
@@ -209,7 +208,7 @@ def test_a_re_executed_job_applies_only_items_not_yet_settled_and_capture_makes_
     from tenantpilot_restore import service
 
     _, tenant, manager = world
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     backup = capture(app, client, tenant, drain)
     drift(app, tenant)
     r = client.post(f"/admin/t/{tenant.id}/restore-runs", data=confirm_data(client, backup.id, tenant_name="Contoso HQ"))

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import ngettext
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 
 from tenantpilot.api import TenantJob, TenantJobError
 from tenantpilot.sdk import (Actor, OperationRun, Scope, StartResult, Tenant, db, record_audit, record_event, setting,
-                             start_operation, utcnow)
+                             start_operation, timestamp, utcnow)
 
 from . import export
 from .models import ReviewPack
@@ -258,11 +258,18 @@ def mark_failed(run) -> None:
 
 # --- signed download links -------------------------------------------------------------
 
+class _AppClockSigner(TimestampSigner):
+    """Dates and ages links by the app's clock (tenantpilot.timeutil), not time.time()."""
+
+    def get_timestamp(self) -> int:
+        return int(timestamp())
+
+
 def _serializer() -> URLSafeTimedSerializer:
     # The app secret (and its fallbacks, so a key rotation does not break fresh links)
     # with a salt of its own: a session cookie can never pass as a download token.
     keys = [*(current_app.config.get("SECRET_KEY_FALLBACKS") or []), current_app.secret_key]
-    return URLSafeTimedSerializer(keys, salt=TOKEN_SALT)
+    return URLSafeTimedSerializer(keys, salt=TOKEN_SALT, signer=_AppClockSigner)
 
 
 def download_token(pack: ReviewPack) -> str:

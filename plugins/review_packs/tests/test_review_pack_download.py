@@ -4,7 +4,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from itsdangerous.timed import TimestampSigner
 
 from review_pack_helpers import (TENANT_NAME, download_link, expire, pack, pack_path, packs, request_pack,
                                  signed_in)
@@ -14,8 +13,6 @@ from tenantpilot.models import AuditLog
 from tenantpilot_review_packs import plugin, service
 from tenantpilot_review_packs.models import ReviewPack
 from tests.helpers import audit_rows, count
-
-pytest_plugins = ["tenantpilot.testing"]
 
 
 @pytest.fixture
@@ -44,7 +41,7 @@ def generated(app, client, tenant, drain, **options) -> ReviewPack:
 
 def test_a_signed_link_downloads_the_pack_before_it_expires(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = generated(app, client, tenant, drain)
     link = download_link(client, tenant, p.id)
     r = client.get(link)
@@ -57,23 +54,23 @@ def test_a_signed_link_downloads_the_pack_before_it_expires(app, world, drain):
     assert audit.target_id == str(p.id) and "token" not in str(audit.meta)
 
     # Any member may download (readonly too); the link alone is not enough without membership.
-    readonly = signed_in(app, world["readonly"].email)
+    readonly = signed_in(app, "admin", world["readonly"].email)
     assert readonly.get(link).status_code == 200
-    assert signed_in(app, world["outsider"].email).get(link).status_code == 404
+    assert signed_in(app, "admin", world["outsider"].email).get(link).status_code == 404
     assert app.test_client().get(link).status_code == 302  # signed out: to the login page
 
 
-def test_an_expired_link_or_pack_answers_410(app, world, drain, monkeypatch):
+def test_an_expired_link_or_pack_answers_410(app, world, drain, clock):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = generated(app, client, tenant, drain)
     link = download_link(client, tenant, p.id)
 
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) + service.DEFAULT_LINK_SECONDS + 5)
+    signed_at = clock()
+    clock.advance(service.DEFAULT_LINK_SECONDS + 5)
     r = client.get(link)
     assert r.status_code == 410 and "This download link has expired" in r.get_data(as_text=True)
-    monkeypatch.undo()
+    clock.set(signed_at)
     assert client.get(link).status_code == 200  # the same link, still inside its lifetime
 
     expire(app, p.id)  # the pack itself expired (not yet pruned)
@@ -83,18 +80,20 @@ def test_an_expired_link_or_pack_answers_410(app, world, drain, monkeypatch):
     assert 'data-status="expired"' in html and f"/review-packs/{p.id}/download" not in html
 
 
-def test_a_short_link_lifetime_is_configurable(app, make_app, world, drain):
+def test_a_short_link_lifetime_is_configurable(app, make_app, world, drain, clock):
     short = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_LINK_SECONDS=1)
-    client = signed_in(short, world["manager"].email)
+    client = signed_in(short, "admin", world["manager"].email)
     p = generated(short, client, world["tenant"], drain)
     link = download_link(client, world["tenant"], p.id)
-    time.sleep(2.1)  # itsdangerous timestamps have a one-second resolution
+    clock.advance(1)
+    assert client.get(link).status_code == 200  # a second old: still inside its lifetime
+    clock.advance(1)  # itsdangerous timestamps have a one-second resolution
     assert client.get(link).status_code == 410
 
 
 def test_a_tampered_or_foreign_token_is_403(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     first = generated(app, client, tenant, drain)
     second = generated(app, client, tenant, drain, ops=True)
     link = download_link(client, tenant, first.id)
@@ -120,7 +119,7 @@ def test_a_tampered_or_foreign_token_is_403(app, world, drain):
 
 def test_another_tenants_pack_in_this_tenants_url_is_404(app, world, drain):
     tenant, sibling, other = world["tenant"], world["sibling"], world["other"]
-    client = signed_in(app, world["manager"].email)  # member of both workspaces
+    client = signed_in(app, "admin", world["manager"].email)  # member of both workspaces
     foreign = generated(app, client, other, drain)
     sibling_pack = generated(app, client, sibling, drain)
     for p, owner in ((foreign, other), (sibling_pack, sibling)):
@@ -133,7 +132,7 @@ def test_another_tenants_pack_in_this_tenants_url_is_404(app, world, drain):
 
 def test_a_pack_still_generating_has_no_download(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     request_pack(client, tenant)
     queued = packs(app, tenant)[0]
     with app.app_context():
@@ -144,7 +143,7 @@ def test_a_pack_still_generating_has_no_download(app, world, drain):
 
 def test_prune_deletes_expired_rows_and_files_only(app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     old = generated(app, client, tenant, drain)
     kept = generated(app, client, tenant, drain, ops=True)
     expire(app, old.id, ago=timedelta(days=1))
@@ -173,7 +172,7 @@ def test_prune_deletes_expired_rows_and_files_only(app, world, drain):
 
 def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app, world, drain):
     tenant = world["tenant"]
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     first = generated(app, client, tenant, drain)
     expire(app, first.id)
     other = make_app(plugins=[plugin])  # a second scheduler process on the same database
@@ -189,10 +188,10 @@ def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app,
 
 
 def test_expiry_is_configurable_and_defaults_to_seven_days(app, make_app, world, drain):
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = generated(app, client, world["tenant"], drain)
     assert timedelta(days=6, hours=23) < p.expires_at - p.generated_at <= timedelta(days=7)
     short = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_EXPIRY_DAYS=1)
-    client = signed_in(short, world["manager"].email)
+    client = signed_in(short, "admin", world["manager"].email)
     q = generated(short, client, world["tenant"], drain, ops=True)
     assert q.expires_at - q.generated_at <= timedelta(days=1)

@@ -14,8 +14,6 @@ from tenantpilot.models import AuditLog, OperationRun, ProductUsageEvent
 from tenantpilot_review_packs import plugin, service
 from tests.helpers import audit_rows, count
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):
@@ -50,7 +48,7 @@ def test_a_request_runs_an_operation_that_builds_a_zip_of_json_and_csv(app, worl
     add_findings(app, tenant, 3)
     add_findings(app, world["other"], 2, title="Other tenant's secret finding")
     start_noop(app, tenant, manager, drain)  # a run with a person as initiator
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
 
     r = request_pack(client, tenant)
     assert r.status_code == 302
@@ -90,7 +88,7 @@ def test_operation_runs_only_with_include_operations_and_names_only_with_include
     tenant, manager = world["tenant"], world["manager"]
     add_findings(app, tenant, 1)
     noop_run = start_noop(app, tenant, manager, drain)
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
 
     without_pii = ready_pack(app, client, tenant, drain, ops=True)
     files = zip_files(app, without_pii.id)
@@ -119,7 +117,7 @@ def test_operation_runs_only_with_include_operations_and_names_only_with_include
 def test_identical_request_while_queued_is_the_same_pack_and_after_ready_is_reused(app, world, drain):
     tenant, manager, operator = world["tenant"], world["manager"], world["operator"]
     add_findings(app, tenant, 2)
-    client, other_client = signed_in(app, manager.email), signed_in(app, operator.email)
+    client, other_client = signed_in(app, "admin", manager.email), signed_in(app, "admin", operator.email)
 
     first = request_pack(client, tenant, ops=True)
     second = request_pack(other_client, tenant, ops=True)  # same options, another member, still queued
@@ -159,7 +157,7 @@ def test_identical_request_while_queued_is_the_same_pack_and_after_ready_is_reus
 
 def test_an_expired_or_missing_pack_is_not_reused(app, world, drain):
     tenant, manager = world["tenant"], world["manager"]
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     first = ready_pack(app, client, tenant, drain)
     from review_pack_helpers import expire, pack_path
 
@@ -173,7 +171,7 @@ def test_an_expired_or_missing_pack_is_not_reused(app, world, drain):
 
 def test_new_queued_and_reused_requests_each_record_exactly_one_event(app, world, drain):
     tenant, manager, ws = world["tenant"], world["manager"], world["ws"]
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     expected = {"source_surface": "review_packs_page", "include_operations": True, "include_pii": True}
 
     request_pack(client, tenant, ops=True, pii=True)  # new
@@ -201,12 +199,12 @@ def test_new_queued_and_reused_requests_each_record_exactly_one_event(app, world
 
 def test_refused_requests_record_nothing(app, world):
     tenant = world["tenant"]
-    readonly = signed_in(app, world["readonly"].email)
+    readonly = signed_in(app, "admin", world["readonly"].email)
     r = request_pack(readonly, tenant)
     assert r.status_code == 403
-    outsider = signed_in(app, world["outsider"].email)
+    outsider = signed_in(app, "admin", world["outsider"].email)
     assert request_pack(outsider, tenant).status_code == 404
-    manager = signed_in(app, world["manager"].email)
+    manager = signed_in(app, "admin", world["manager"].email)
     bad = request_pack(manager, tenant, extra={"include_pii": "maybe"})
     assert bad.status_code == 400 and "Tick the box or leave it empty." in bad.get_data(as_text=True)
     no_csrf = manager.post(f"/admin/t/{tenant.id}/review-packs", data={"include_pii": "y"})
@@ -222,7 +220,7 @@ def test_an_archived_tenant_refuses_new_packs(app, world):
 
         db.session.get(Tenant, tenant.id).status = "archived"
         db.session.commit()
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     page = client.get(f"/admin/t/{tenant.id}/review-packs").get_data(as_text=True)
     assert "data-form=\"review-pack-request\"" not in page and "archived" in page
     r = request_pack(client, tenant)
@@ -231,10 +229,10 @@ def test_an_archived_tenant_refuses_new_packs(app, world):
 
 def test_members_see_the_list_readonly_without_the_form_and_pages_record_nothing(app, world, drain):
     tenant, manager = world["tenant"], world["manager"]
-    client = signed_in(app, manager.email)
+    client = signed_in(app, "admin", manager.email)
     ready_pack(app, client, tenant, drain, pii=True)
     request_pack(client, tenant, ops=True)  # one still queued: the table polls
-    readonly, outsider = signed_in(app, world["readonly"].email), signed_in(app, world["outsider"].email)
+    readonly, outsider = signed_in(app, "admin", world["readonly"].email), signed_in(app, "admin", world["outsider"].email)
     before_events, before_audit = count(app, ProductUsageEvent), count(app, AuditLog)  # after the sign-ins
 
     html = client.get(f"/admin/t/{tenant.id}/review-packs").get_data(as_text=True)
@@ -255,7 +253,7 @@ def test_a_generation_that_fails_marks_the_pack_failed(app, make_app, world, dra
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("x")
     broken = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_DIR=str(blocker / "packs"))
-    client = signed_in(broken, world["manager"].email)
+    client = signed_in(broken, "admin", world["manager"].email)
     assert request_pack(client, world["tenant"]).status_code == 302
     drain(broken)
     failed = packs(broken)[0]
@@ -270,7 +268,7 @@ def test_a_generation_that_fails_marks_the_pack_failed(app, make_app, world, dra
 
 def test_an_unreachable_queue_fails_the_pack_and_records_nothing(app, make_app, world):
     down = make_app(plugins=[plugin], REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
-    client = signed_in(down, world["manager"].email)
+    client = signed_in(down, "admin", world["manager"].email)
     r = request_pack(client, world["tenant"])
     assert r.status_code == 503 and 'data-start-result="enqueue_failed"' in r.get_data(as_text=True)
     (failed,) = packs(down)
@@ -280,7 +278,7 @@ def test_an_unreachable_queue_fails_the_pack_and_records_nothing(app, make_app, 
 
 def test_without_the_reports_plugin_the_pack_skips_stored_reports(app, world, drain, monkeypatch):
     monkeypatch.setitem(sys.modules, "tenantpilot_reports.models", None)  # import fails
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = ready_pack(app, client, world["tenant"], drain)
     files = zip_files(app, p.id)
     assert "stored_reports.json" not in files
@@ -314,7 +312,7 @@ def test_stored_reports_are_scoped_to_the_tenant_and_redacted_without_pii(app, w
         db.session.commit()
     monkeypatch.setattr(export, "reports_table", lambda: table)
     try:
-        client = signed_in(app, world["manager"].email)
+        client = signed_in(app, "admin", world["manager"].email)
         plain = zip_files(app, ready_pack(app, client, tenant, drain).id)
         reports = json_of(plain["stored_reports.json"])
         assert [r["report_type"] for r in reports] == ["entra_admin_roles"]  # this tenant's only
@@ -342,7 +340,7 @@ def test_the_reports_plugins_stored_reports_are_exported(app, world, drain):
         db.session.add(models.StoredReport(tenant_id=world["other"].id, report_type="entra_admin_roles",
                                            fingerprint="e" * 64, summary={}))
         db.session.commit()
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     p = ready_pack(app, client, tenant, drain)
     files = zip_files(app, p.id)
     reports = json_of(files["stored_reports.json"])
@@ -361,7 +359,7 @@ def test_the_reports_plugins_stored_reports_are_exported(app, world, drain):
 def test_csv_cells_that_spreadsheets_would_run_are_neutralised(app, world, drain):
     tenant = world["tenant"]
     add_findings(app, tenant, 1, title="=HYPERLINK(\"http://evil.test\")")
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     files = zip_files(app, ready_pack(app, client, tenant, drain).id)
     assert csv_rows(files["findings.csv"])[0]["title"].startswith("'=HYPERLINK")
     assert json_of(files["findings.json"])[0]["title"].startswith("=HYPERLINK")  # JSON keeps the raw value
@@ -391,7 +389,7 @@ def test_timestamps_are_iso_8601_with_offset_in_csv_and_json(app, world, drain):
 
 
 def test_requests_are_audited_without_secrets(app, world, drain):
-    client = signed_in(app, world["manager"].email)
+    client = signed_in(app, "admin", world["manager"].email)
     request_pack(client, world["tenant"], pii=True)
     (row,) = audit_rows(app, "review_pack.requested")
     assert row.meta["include_pii"] is True and row.target_type == "review_pack"

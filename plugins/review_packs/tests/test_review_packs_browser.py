@@ -9,7 +9,6 @@ from review_pack_helpers import TENANT_NAME, add_findings, packs
 from tenantpilot_review_packs import plugin
 from tests.browser import chromium, live_server, screenshot, sign_in
 
-pytest_plugins = ["tenantpilot.testing"]
 pytestmark = pytest.mark.browser
 
 

@@ -8,8 +8,6 @@ from tenantpilot.models import ProviderConnection
 from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin
 
-pytest_plugins = ["tenantpilot.testing"]
-
 
 @pytest.fixture
 def app(make_app):

@@ -8,7 +8,6 @@ from tenantpilot_simulated import plugin as simulated
 from tenantpilot_support import plugin
 from tests.browser import chromium, live_server, screenshot, sign_in
 
-pytest_plugins = ["tenantpilot.testing"]
 pytestmark = pytest.mark.browser
 
 

@@ -13,13 +13,12 @@ from tenantpilot import hookimpl, providers, spool, telemetry
 from tenantpilot.api import Provider, ProviderError, ProviderField
 from tenantpilot.extensions import db
 from tenantpilot.models import ProviderConnection
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import post_form, signed_in
 from tenantpilot_findings import plugin as findings
 from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin as simulated
 from tenantpilot_support import plugin
 
-pytest_plugins = ["tenantpilot.testing"]
 SECRET = "Sup3r-Secret-Value-4471"
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_SUPPORT_DIAG_TEST"
 SETTING = "https://vault-gw.internal.example/api-7731"
@@ -73,24 +72,16 @@ def world(app, factory):
     return tenant, sibling, users, run_id
 
 
-def signed_in(app, user):
-    client = app.test_client()
-    assert login(client, "admin", user.email, "user-pass-123").status_code == 302
-    return client
-
-
-def token(client):
-    return csrf_from(client.get("/admin/").get_data(as_text=True))
 
 
 def open_from_home(client, tenant):
     """POST, then the redirect to the opening's page (Post/Redirect/Get)."""
-    return client.post(f"/admin/t/{tenant.id}/support-diagnostics", data={"csrf_token": token(client)},
+    return post_form(client, f"/admin/t/{tenant.id}/support-diagnostics", None, page="/admin/",
                        follow_redirects=True)
 
 
 def open_from_run(client, tenant, run_id):
-    return client.post(f"/admin/t/{tenant.id}/runs/{run_id}/support-diagnostics", data={"csrf_token": token(client)},
+    return post_form(client, f"/admin/t/{tenant.id}/runs/{run_id}/support-diagnostics", None, page="/admin/",
                        follow_redirects=True)
 
 
@@ -106,7 +97,7 @@ def nothing_recorded(app):
 
 def test_the_action_is_a_post_button_on_both_surfaces_for_members_with_the_capability(app, world):
     tenant, _, users, run_id = world
-    operator, readonly = signed_in(app, users["operator"]), signed_in(app, users["readonly"])
+    operator, readonly = signed_in(app, "admin", users["operator"].email), signed_in(app, "admin", users["readonly"].email)
     for url, action in ((f"/admin/t/{tenant.id}/", f"/admin/t/{tenant.id}/support-diagnostics"),
                         (f"/admin/t/{tenant.id}/runs/{run_id}", f"/admin/t/{tenant.id}/runs/{run_id}/support-diagnostics")):
         body = operator.get(url).get_data(as_text=True)
@@ -122,7 +113,7 @@ def test_the_action_is_a_post_button_on_both_surfaces_for_members_with_the_capab
 
 def test_open_from_the_tenant_dashboard_records_one_audit_and_one_event(app, world):
     tenant, _, users, run_id = world
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
     r = open_from_home(operator, tenant)
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     body = r.get_data(as_text=True)
@@ -148,7 +139,7 @@ def test_open_from_the_tenant_dashboard_records_one_audit_and_one_event(app, wor
 
 def test_open_from_the_run_viewer_records_the_run_and_its_operation_type(app, world):
     tenant, _, users, run_id = world
-    manager = signed_in(app, users["manager"])
+    manager = signed_in(app, "admin", users["manager"].email)
     r = open_from_run(manager, tenant, run_id)
     assert r.status_code == 200
     body = r.get_data(as_text=True)
@@ -177,7 +168,7 @@ def assert_rows_are_name_and_email_free(audit_row, event_row, user):
 
 def test_rendering_and_refreshing_pages_records_nothing(app, world):
     tenant, _, users, run_id = world
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
     for _ in range(2):  # a render and a refresh
         assert operator.get(f"/admin/t/{tenant.id}/").status_code == 200
         assert operator.get(f"/admin/t/{tenant.id}/runs/{run_id}").status_code == 200
@@ -195,7 +186,7 @@ def test_rendering_and_refreshing_pages_records_nothing(app, world):
 
 def test_a_post_without_csrf_token_is_refused_and_records_nothing(app, world):
     tenant, _, users, _ = world
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
     assert operator.post(f"/admin/t/{tenant.id}/support-diagnostics").status_code == 400
     assert nothing_recorded(app)
 
@@ -204,7 +195,7 @@ def test_a_post_without_csrf_token_is_refused_and_records_nothing(app, world):
 
 def test_the_bundle_shows_the_diagnostics_and_nothing_sensitive(app, world):
     tenant, _, users, run_id = world
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
     body = open_from_run(operator, tenant, run_id).get_data(as_text=True)
     bundle = bundle_section(body)
     text = html.unescape(body)
@@ -230,7 +221,7 @@ def test_the_bundle_shows_the_diagnostics_and_nothing_sensitive(app, world):
 
 def test_the_bundle_holds_no_policy_payloads(app, world):
     _, sibling, users, _ = world
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
     body = html.unescape(open_from_home(operator, sibling).get_data(as_text=True))
     assert "Simulated tenant" in body and 'data-health="healthy"' in body  # checked live: it answered
     with app.app_context():
@@ -246,7 +237,7 @@ def test_a_tenant_without_connection_and_an_app_without_findings(make_app, facto
     ws = factory.workspace()
     tenant = factory.tenant(ws)
     user = factory.user(email="op@example.test", memberships=[(ws, "operator")])
-    r = open_from_home(signed_in(app, user), tenant)
+    r = open_from_home(signed_in(app, "admin", user.email), tenant)
     body = r.get_data(as_text=True)
     assert r.status_code == 200
     assert "This tenant has no provider connection." in body and "The findings plugin is not installed." in body
@@ -260,7 +251,7 @@ def test_a_tenant_without_connection_and_an_app_without_findings(make_app, facto
                                             ("outsider", 404)])
 def test_capability_and_membership(app, world, role, expected):
     tenant, _, users, run_id = world
-    client = signed_in(app, users[role])
+    client = signed_in(app, "admin", users[role].email)
     assert open_from_home(client, tenant).status_code == expected
     assert open_from_run(client, tenant, run_id).status_code == expected
     assert client.get(f"/admin/t/{tenant.id}/support-diagnostics").status_code == (302 if expected == 200 else expected)
@@ -272,7 +263,7 @@ def test_a_run_of_another_tenant_or_platform_wide_is_not_found(app, world):
     tenant, sibling, users, _ = world
     foreign = add_run(app, sibling)
     platform_wide = add_run(app, tenant, tenant_id=None)
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
     for run_id in (foreign, platform_wide, 999999):
         assert open_from_run(operator, tenant, run_id).status_code == 404
         assert operator.get(f"/admin/t/{tenant.id}/runs/{run_id}/support-diagnostics").status_code == 404
@@ -284,7 +275,7 @@ def test_a_run_of_another_tenant_or_platform_wide_is_not_found(app, world):
 
 def test_a_telemetry_failure_does_not_break_the_action(app, world, monkeypatch):
     tenant, _, users, run_id = world
-    operator = signed_in(app, users["operator"])
+    operator = signed_in(app, "admin", users["operator"].email)
 
     def broken_write(*args, **kwargs):
         raise RuntimeError("telemetry store down")
@@ -319,7 +310,7 @@ def test_a_broken_provider_check_falls_back_to_the_stored_health(app, world, mon
         raise RuntimeError("provider plugin bug")
 
     monkeypatch.setattr(providers, "check_connection", broken_check)
-    body = open_from_home(signed_in(app, users["operator"]), tenant).get_data(as_text=True)
+    body = open_from_home(signed_in(app, "admin", users["operator"].email), tenant).get_data(as_text=True)
     assert 'data-health="failing"' in body and "<code data-error-code>throttled</code>" in body
     assert "checked just now" not in body
     assert len(audit_dicts(app)) == 1 and len(event_dicts(app)) == 1
@@ -328,13 +319,13 @@ def test_a_broken_provider_check_falls_back_to_the_stored_health(app, world, mon
 def test_refreshing_the_bundle_page_records_nothing_more(app, world):
     """Post/Redirect/Get: the POST records one opening; its page can be refreshed."""
     tenant, _, users, _ = world
-    operator = signed_in(app, users["operator"])
-    r = operator.post(f"/admin/t/{tenant.id}/support-diagnostics", data={"csrf_token": token(operator)})
+    operator = signed_in(app, "admin", users["operator"].email)
+    r = post_form(operator, f"/admin/t/{tenant.id}/support-diagnostics", None, page="/admin/")
     assert r.status_code == 302 and "/support-diagnostics/" in r.headers["Location"]
     for _ in range(3):  # the page and two refreshes
         page = operator.get(r.headers["Location"])
         assert page.status_code == 200 and "data-support-bundle" in page.get_data(as_text=True)
     assert len(audit_dicts(app)) == 1 and len(event_dicts(app)) == 1
     # Another member cannot open someone else's opening.
-    other = signed_in(app, users["manager"])
+    other = signed_in(app, "admin", users["manager"].email)
     assert other.get(r.headers["Location"]).status_code == 404
