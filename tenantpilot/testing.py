@@ -616,3 +616,48 @@ class Factory:
 @pytest.fixture
 def factory(app):
     return Factory(app)
+
+
+# --- what tests may read and drive beyond tenantpilot.sdk ------------------------------
+# Plugin tests import the core through tenantpilot.sdk, tenantpilot.api and this module
+# only (tests/test_sdk_surface.py). These are the test-side extras: rows to assert on
+# and the background duties a test runs by hand.
+
+def __getattr__(name):
+    # Models a test reads to check what the core recorded (lazy: importing the kit must
+    # not import the app's models before pytest configured the session).
+    if name in ("ProductUsageEvent", "OperationalControlActivation", "Notification", "OutboxMessage"):
+        from tenantpilot import models
+
+        return getattr(models, name)
+    if name == "tenant_universe":  # which tenants a run of a scope would take
+        from tenantpilot.runs import tenant_universe
+
+        return tenant_universe
+    raise AttributeError(name)
+
+
+def run_scheduled(app) -> list[str]:
+    """Run the scheduled jobs that are due now (the scheduler's one tick); their names."""
+    from tenantpilot import scheduler
+
+    return scheduler.run_due(app)
+
+
+def spooled(kind: str = "telemetry") -> int:
+    """Records of ``kind`` ("telemetry", "audit") waiting in the spool for the replay job."""
+    from tenantpilot import spool
+
+    return spool.pending(kind)
+
+
+def replay_spooled_telemetry() -> int:
+    """Write the spooled telemetry events now (the scheduled replay); how many."""
+    from tenantpilot import telemetry
+
+    return telemetry.replay_spool()
+
+
+def migration_dirs(app) -> list[str]:
+    """The Alembic version folders of the core and of each plugin of ``app``."""
+    return _migration_dirs(app)

@@ -56,6 +56,12 @@ def test_plugin_packages_import_only_the_public_surface():
     assert violations(paths, ALLOWED_MODULES) == []
 
 
+def test_plugin_tests_import_only_the_surface_and_the_kit():
+    paths = list(plugin_sources(tests=True))
+    assert len(paths) >= 30
+    assert violations(paths, ALLOWED_IN_TESTS) == []
+
+
 def test_the_check_catches_an_import_outside_the_surface(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from tenantpilot.extensions import db\nimport tenantpilot.runs\n"

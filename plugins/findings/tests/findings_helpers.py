@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationalControlActivation
 from tenantpilot_findings.models import Finding
+from tenantpilot.sdk import db
+from tenantpilot.testing import OperationalControlActivation
 
 T0 = datetime(2025, 3, 1, 9, 30, 15, 123456)  # a legacy created_at with microseconds
 COLUMNS = ("id", "tenant_id", "type", "severity", "status", "title", "fingerprint", "created_at", "first_seen_at",

@@ -8,14 +8,11 @@ import pytest
 from sqlalchemy import event, insert
 
 from findings_helpers import T0, add, changed_ids, days, finding, snapshot
-from tenantpilot import seam
-from tenantpilot.actors import Actor
-from tenantpilot.extensions import db
-from tenantpilot.runs import Scope
 from tenantpilot_findings import plugin
 from tenantpilot_findings.backfill import preflight
 from tenantpilot_findings.models import Finding
 from tests.helpers import run_row
+from tenantpilot.sdk import Actor, Scope, db, start_operation
 
 KEY = "findings.lifecycle.backfill"
 
@@ -27,7 +24,7 @@ def app(make_app):
 
 def run(app, drain, scope):
     with app.app_context():
-        result = seam.start(KEY, scope=scope, actor=Actor.system("Test"), source="api")
+        result = start_operation(KEY, scope=scope, actor=Actor.system("Test"), source="api")
         assert result.status == "started", result.message
         run_id = result.run.id
     drain(app)
@@ -251,7 +248,7 @@ def test_it_is_set_based_a_few_statements_per_batch_not_one_per_row(make_app, fa
         db.session.execute(insert(Finding), random_findings([tenant], 2000, seed=7))
         db.session.commit()
         with app.app_context():
-            result = seam.start(KEY, scope=Scope("single_tenant", tenant_id=tenant), actor=Actor.system(),
+            result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant), actor=Actor.system(),
                                 source="api")
         engine = db.engine
     statements = []

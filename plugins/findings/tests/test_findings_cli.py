@@ -4,13 +4,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from findings_helpers import PAUSE_REASON, add, finding, pause
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
 from tenantpilot_findings import plugin
 from tenantpilot_findings.backfill import preflight
 from tenantpilot_findings.models import Finding
-from tenantpilot.testing import run_cli
+from tenantpilot.testing import migration_dirs, run_cli
 from tests.helpers import count, queued_jobs, run_row
+from tenantpilot.sdk import OperationRun, db
 
 PAUSED = ("Findings lifecycle backfill paused\n"
           f"Findings lifecycle backfill is currently paused. {PAUSE_REASON}\n")
@@ -144,9 +143,7 @@ def test_demo_seed_adds_legacy_and_clean_findings_to_every_tenant(app, drain):
 
 
 def test_the_findings_table_comes_from_the_plugins_own_migration_branch(app):
-    from tenantpilot.plugins import plugin_migration_dirs
-
-    dirs = plugin_migration_dirs(app.extensions["tenantpilot"].pm)
+    dirs = migration_dirs(app)
     assert [d for d in dirs if d.endswith("tenantpilot_findings/migrations/versions")]
     with app.app_context():
         versions = set(db.session.scalars(text("SELECT version_num FROM alembic_version")))

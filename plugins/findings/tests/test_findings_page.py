@@ -6,13 +6,11 @@ import pytest
 from sqlalchemy import insert, select
 
 from findings_helpers import PAUSE_REASON, T0, add, days, finding, pause
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
 from tenantpilot.testing import post_form, signed_in
-from tenantpilot.timeutil import utcnow
 from tenantpilot_findings import plugin
 from tenantpilot_findings.models import Finding
 from tests.helpers import audit_rows, count, queued_jobs
+from tenantpilot.sdk import OperationRun, db, utcnow
 
 TITLE = "Findings lifecycle backfill paused"
 BODY = f"Findings lifecycle backfill is currently paused. {PAUSE_REASON}"

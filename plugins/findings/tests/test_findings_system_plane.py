@@ -6,11 +6,10 @@ import pytest
 from sqlalchemy import select
 
 from findings_helpers import add, finding
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
 from tenantpilot.testing import csrf_from, login
 from tenantpilot_findings import plugin
 from tests.helpers import run_row
+from tenantpilot.sdk import OperationRun, db
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 a tenant connected to it. Import the fixtures by name into a test module."""
 import pytest
 
-from tenantpilot.extensions import db
-from tenantpilot.models import ProviderConnection
-from tenantpilot.providers import client_for
 from tenantpilot_graph import client as graph_client
 from tenantpilot_graph import plugin
 from tenantpilot_graph.stub import GraphStub
+from tenantpilot.sdk import ProviderConnection, db, provider_client
 
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_TP_TEST_GRAPH"
 FAST = {"TENANTPILOT_GRAPH_BACKOFF": 0.01, "TENANTPILOT_GRAPH_TIMEOUT": 5}
@@ -50,7 +48,7 @@ def connect(app, tenant_id, settings, secret_ref=f"env:{SECRET_ENV}"):
 def build(app, tenant_id):
     """The tenant's client, built the way the platform builds it."""
     with app.app_context():
-        return client_for(tenant_id)
+        return provider_client(tenant_id)
 
 
 def other_app(make_app, stub, **config):

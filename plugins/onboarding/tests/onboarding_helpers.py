@@ -6,10 +6,10 @@ import re
 
 from sqlalchemy import select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import ProductUsageEvent
 from tenantpilot.testing import post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
 from tenantpilot_onboarding.models import OnboardingDraft
+from tenantpilot.sdk import Tenant, db
+from tenantpilot.testing import ProductUsageEvent
 
 EVENT = "product.onboarding.checkpoint_completed"
 GUID = "11111111-2222-3333-4444-555555555555"  # the simulated provider grants it every permission
@@ -56,7 +56,6 @@ def serialized(row: ProductUsageEvent) -> str:
 
 def make_tenant(app, workspace, name, guid) -> int:
     """A tenant with a chosen GUID (the factory always generates one)."""
-    from tenantpilot.models import Tenant
 
     with app.app_context():
         tenant = Tenant(workspace_id=workspace.id, name=name, external_id=guid)

@@ -6,11 +6,11 @@ telemetry" widget of /system."""
 import pytest
 
 from onboarding_helpers import EVENT, GUID, events
-from tenantpilot.models import Tenant
 from tenantpilot_onboarding import plugin
 from tenantpilot_simulated import plugin as simulated
 from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.helpers import count
+from tenantpilot.sdk import Tenant
 
 pytestmark = pytest.mark.browser
 

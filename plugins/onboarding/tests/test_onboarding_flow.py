@@ -8,15 +8,14 @@ from sqlalchemy import select
 
 from onboarding_helpers import (EVENT, GUID, GUID_MISSING, draft_id_of, draft_row, events, identify, make_tenant,
                                 post, serialized, signed_in)
-from tenantpilot import spool, telemetry
 from tenantpilot.api import ProviderError
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, ProviderConnection, Tenant
 from tenantpilot_onboarding import plugin, service
 from tenantpilot_onboarding.models import OnboardingDraft
 from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
+from tenantpilot.sdk import OperationRun, ProviderConnection, Scope, Tenant, db
+from tenantpilot.testing import replay_spooled_telemetry, spooled, tenant_universe
 
 ALLOWED = {"checkpoint_key", "lifecycle_state", "completed_at"}
 
@@ -328,13 +327,12 @@ def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("telemetry store down")
 
-    real_write = telemetry.write
-    monkeypatch.setattr(telemetry, "write", broken)  # the recorder's own failure path
-    assert post(client, draft_id, "connect", provider="simulated").status_code == 302
+    with monkeypatch.context() as m:  # the recorder's own failure path (a white-box test)
+        m.setattr("tenantpilot.telemetry.write", broken)
+        assert post(client, draft_id, "connect", provider="simulated").status_code == 302
     assert draft_row(app, draft_id).checkpoint == "connect_provider" and count(app, Tenant) == 1
     with app.app_context():  # not dropped: spooled for the scheduler's replay
-        assert spool.pending("telemetry") == 1
-    monkeypatch.setattr(telemetry, "write", real_write)
+        assert spooled("telemetry") == 1
 
     # Even a recorder that broke its never-raise contract (the seam's own event is left alone).
     monkeypatch.setattr(service, "record_event", broken)
@@ -344,7 +342,7 @@ def test_telemetry_failure_does_not_break_the_step(app, world, drain, monkeypatc
     assert events(app) == []
     assert len(audit_rows(app, "onboarding.checkpoint_completed")) == 4
     with app.app_context():
-        assert telemetry.replay_spool() == 1
+        assert replay_spooled_telemetry() == 1
     assert [e.meta["checkpoint_key"] for e in events(app)] == ["connect_provider"]
 
 
@@ -378,7 +376,6 @@ def test_the_installed_distribution_loads_with_its_migration(make_app):
 def test_draft_tenant_is_in_no_fleet_run_until_activated(app, world, factory, drain):
     """SPEC 3 step 2: fleet runbooks and their preflights count active tenants only. A
     tenant still being onboarded is verified by its own run and nothing else."""
-    from tenantpilot.runs import Scope, tenant_universe
 
     ws, _, manager = world
     live = factory.tenant(ws, "Live Co")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, ProductUsageEvent, ProviderConnection, User
 from tenantpilot.testing import post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
 from tenantpilot_reports import service
 from tenantpilot_reports.models import StoredReport
 from tenantpilot_simulated import client as sim
 from tenantpilot_simulated.models import SimTenant
+from tenantpilot.sdk import OperationRun, ProviderConnection, User, db
+from tenantpilot.testing import ProductUsageEvent
 
 EVENT = "product.stored_report.created"
 POSTURE, ROLES = "permission_posture", "entra_admin_roles"

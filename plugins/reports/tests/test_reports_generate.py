@@ -10,19 +10,15 @@ from sqlalchemy import select
 
 from reports_helpers import (ALL_REQUIRED, POSTURE, ROLES, connect, events, generate, rename_user, reports,
                              runs_of, set_permissions, set_roles, signed_in)
-from tenantpilot import seam
-from tenantpilot.actors import Actor
 from tenantpilot.api import ProviderError
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, ProductUsageEvent
-from tenantpilot.runs import Scope
-from tenantpilot.testing import Factory
+from tenantpilot.testing import Factory, ProductUsageEvent
 from tenantpilot_findings import plugin as findings
 from tenantpilot_findings.models import Finding
 from tenantpilot_reports import plugin, service
 from tenantpilot_simulated import plugin as simulated
 from tenantpilot_simulated.client import SimulatedClient
 from tests.helpers import count
+from tenantpilot.sdk import Actor, OperationRun, Scope, db, start_operation
 
 ROLE_DATA = [("Global Administrator", "p-1", "user"), ("Global Administrator", "p-2", "user"),
              ("Intune Administrator", "p-3", "group"), ("Security Reader", "p-4", "user"),
@@ -219,7 +215,7 @@ def test_a_system_initiated_run_stores_the_report_and_records_nothing(app, world
         result = service.start_report(tenant.id, ROLES, Actor.system("Scheduler"), source="cli")
         assert result.status == "started"
         # The same through the seam directly, for the other type.
-        assert seam.start("report.permission_posture", scope=Scope("single_tenant", tenant_id=tenant.id),
+        assert start_operation("report.permission_posture", scope=Scope("single_tenant", tenant_id=tenant.id),
                           actor=Actor.system(), source="api").status == "started"
     drain()
     assert {r.report_type for r in reports(app, tenant)} == {POSTURE, ROLES}

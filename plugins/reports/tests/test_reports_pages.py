@@ -6,11 +6,12 @@ import pytest
 
 from reports_helpers import (ALL_REQUIRED, POSTURE, ROLES, connect, events, generate, reports, set_permissions,
                              set_roles, signed_in)
-from tenantpilot.models import ProductUsageEvent
 from tenantpilot_findings import plugin as findings
 from tenantpilot_reports import plugin
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import count
+from tenantpilot.sdk import db
+from tenantpilot.testing import ProductUsageEvent
 
 
 @pytest.fixture
@@ -132,7 +133,6 @@ def test_the_list_polls_while_a_run_is_active(app, world):
 
 def test_a_card_with_reports_but_no_run_shows_the_latest_report(app, factory):
     """Demo data stores reports without runs: the card must not say "Never generated."."""
-    from tenantpilot.extensions import db
     from tenantpilot_reports import service
 
     ws = factory.workspace()

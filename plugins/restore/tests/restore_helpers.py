@@ -5,11 +5,11 @@ import re
 
 from sqlalchemy import select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationalControlActivation, ProviderConnection
 from tenantpilot.testing import csrf_token, post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
 from tenantpilot_restore.models import BackupItem, BackupSet
 from tenantpilot_simulated import client as sim
+from tenantpilot.sdk import ProviderConnection, db
+from tenantpilot.testing import OperationalControlActivation
 
 PAUSE_REASON = "Vendor incident INC-7781: restores on hold"
 

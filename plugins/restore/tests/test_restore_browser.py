@@ -9,13 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from restore_helpers import PAUSE_REASON, connect, drift, pause
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
 from tenantpilot_restore import plugin
 from tenantpilot_restore.models import BackupSet, RestoreRun
 from tenantpilot_simulated import plugin as simulated
 from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.helpers import count
+from tenantpilot.sdk import OperationRun, db
 
 pytestmark = pytest.mark.browser
 

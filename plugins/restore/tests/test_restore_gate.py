@@ -6,13 +6,12 @@ from sqlalchemy import select
 
 from restore_helpers import (PAUSE_REASON, backup_payloads, capture, confirm_data, connect, drift, item_ids, pause,
                              restore_run_id, signed_in, sim_calls, sim_state)
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun, Tenant, User
 from tenantpilot.testing import post_form
 from tenantpilot_restore import plugin, service
 from tenantpilot_restore.models import BackupSet, RestoreRun, RestoreRunItem
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
+from tenantpilot.sdk import OperationRun, Tenant, User, db
 
 TITLE = "Restore execution paused"
 BODY = f"Restore execution is currently paused. {PAUSE_REASON}"

@@ -7,14 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from restore_helpers import capture, confirm_data, pause, restore_run_id, signed_in
-from tenantpilot.extensions import db
-from tenantpilot.models import AuditLog, OperationRun, ProviderConnection
 from tenantpilot_graph import client as graph_client
 from tenantpilot_graph import plugin as graph
 from tenantpilot_graph.stub import FAULT_BODY_MARKER, GraphStub
 from tenantpilot_restore import plugin
 from tenantpilot_restore.models import BackupItem, RestoreRun, RestoreRunItem
 from tests.helpers import count, queued_jobs
+from tenantpilot.sdk import AuditLog, OperationRun, ProviderConnection, db
 
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_TP_TEST_RESTORE_GRAPH"
 COLLECTION = "/deviceManagement/deviceConfigurations"

@@ -6,13 +6,12 @@ from sqlalchemy import select
 
 from restore_helpers import (backup_payloads, capture, confirm_data, connect, drift, item_ids, restore_run_id,
                              signed_in, sim_calls, sim_state)
-from tenantpilot.extensions import db
-from tenantpilot.models import OperationRun
 from tenantpilot.testing import post_form
 from tenantpilot_restore import plugin
 from tenantpilot_restore.models import BackupSet, RestoreRun, RestoreRunItem
 from tenantpilot_simulated import plugin as simulated
 from tests.helpers import audit_rows, count, queued_jobs
+from tenantpilot.sdk import OperationRun, db
 
 
 @pytest.fixture

@@ -11,17 +11,13 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
-from tenantpilot import hookimpl, seam
-from tenantpilot.actors import Actor
 from tenantpilot.api import OperationType
-from tenantpilot.extensions import db
-from tenantpilot.models import ProductUsageEvent, User
-from tenantpilot.runs import Scope
 from tenantpilot.testing import post_form, signed_in  # noqa: F401  (signed_in: for the test modules)
-from tenantpilot.timeutil import utcnow
 from tenantpilot_findings.models import Finding
 from tenantpilot_review_packs import service
 from tenantpilot_review_packs.models import ReviewPack
+from tenantpilot.sdk import Actor, Scope, User, db, hookimpl, start_operation, utcnow
+from tenantpilot.testing import ProductUsageEvent
 
 PERSON = "Petra Pilot"
 PERSON_EMAIL = "petra.pilot@example.test"
@@ -70,7 +66,7 @@ def add_findings(app, tenant, n=3, **kw) -> list[int]:
 
 def start_noop(app, tenant, user, drain):
     with app.app_context():
-        result = seam.start(NOOP, scope=Scope("single_tenant", tenant_id=tenant.id),
+        result = start_operation(NOOP, scope=Scope("single_tenant", tenant_id=tenant.id),
                             actor=Actor.human(db.session.get(User, user.id)), source="tenant_ui",
                             identity_inputs={"n": utcnow().isoformat()})
         assert result.status == "started", result

@@ -7,12 +7,11 @@ import pytest
 
 from review_pack_helpers import (TENANT_NAME, download_link, expire, pack, pack_path, packs, request_pack,
                                  signed_in)
-from tenantpilot import scheduler
-from tenantpilot.extensions import db
-from tenantpilot.models import AuditLog
 from tenantpilot_review_packs import plugin, service
 from tenantpilot_review_packs.models import ReviewPack
 from tests.helpers import audit_rows, count
+from tenantpilot.sdk import AuditLog, db
+from tenantpilot.testing import run_scheduled
 
 
 @pytest.fixture
@@ -176,8 +175,8 @@ def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app,
     first = generated(app, client, tenant, drain)
     expire(app, first.id)
     other = make_app(plugins=[plugin])  # a second scheduler process on the same database
-    assert "review_packs.prune" in scheduler.run_due(app)
-    assert "review_packs.prune" not in scheduler.run_due(other)
+    assert "review_packs.prune" in run_scheduled(app)
+    assert "review_packs.prune" not in run_scheduled(other)
     assert packs(app) == [] and not pack_path(app, first.id).exists()
 
     second = generated(app, client, tenant, drain)

@@ -1,12 +1,10 @@
 """The simulated provider through the provider boundary (tenantpilot.providers)."""
 import pytest
 
-from tenantpilot import providers
 from tenantpilot.api import ProviderClient, ProviderError
-from tenantpilot.extensions import db
-from tenantpilot.models import ProviderConnection
 from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin
+from tenantpilot.sdk import ProviderConnection, db, provider_client
 
 
 @pytest.fixture
@@ -25,7 +23,7 @@ def connected(app, factory, name="Contoso HQ"):
 def test_state_is_deterministic_per_external_id(app, factory):
     a = connected(app, factory)
     with app.app_context():
-        client = providers.client_for(a.id)
+        client = provider_client(a.id)
         assert isinstance(client, ProviderClient)
         first = {t: client.list_policies(t) for t in sim.POLICY_TYPES}
         db.session.commit()
@@ -34,14 +32,14 @@ def test_state_is_deterministic_per_external_id(app, factory):
     assert policies == sim.generate_state(a.external_id)[0]  # same id → same state
     assert sim.generate_state("another-id")[0] != policies
     with app.app_context():
-        assert providers.client_for(a.id).granted_permissions() == sorted(permissions)
-        assert [r.role for r in providers.client_for(a.id).directory_role_assignments()] == [r["role"] for r in roles]
+        assert provider_client(a.id).granted_permissions() == sorted(permissions)
+        assert [r.role for r in provider_client(a.id).directory_role_assignments()] == [r["role"] for r in roles]
 
 
 def test_apply_changes_the_state_and_reports_unchanged_creates_and_rejects(app, factory):
     t = connected(app, factory)
     with app.app_context():
-        client = providers.client_for(t.id)
+        client = provider_client(t.id)
         policy = client.list_policies("compliance_policy")[0]
         changed = {**policy.payload, "osMinimumVersion": "99.0"}
         assert client.apply_policy("compliance_policy", policy.policy_id, changed) == "applied"
@@ -64,5 +62,5 @@ def test_apply_changes_the_state_and_reports_unchanged_creates_and_rejects(app, 
 def test_a_tenant_without_connection_is_not_connected(app, factory):
     lonely = factory.tenant(factory.workspace())
     with app.app_context(), pytest.raises(ProviderError) as exc:
-        providers.client_for(lonely.id)
+        provider_client(lonely.id)
     assert exc.value.reason_code == "not_connected" and "no provider connection" in exc.value.message

@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import insert, select
 
-from tenantpilot.extensions import db
-from tenantpilot.models import AuditLog, OperationRun, ProductUsageEvent, ProviderConnection, User
 from tenantpilot_findings.models import Finding
+from tenantpilot.sdk import AuditLog, OperationRun, ProviderConnection, User, db
+from tenantpilot.testing import ProductUsageEvent
 
 ACTION = "support.diagnostics.open"
 AUDIT_ACTION = "support_diagnostics.opened"

@@ -9,15 +9,13 @@ from sqlalchemy import select
 
 from support_helpers import (ACTION, EVENT, LEAKY_MESSAGE, add_findings, add_run, audit_dicts, connect,
                              event_dicts, rename_user, serialized)
-from tenantpilot import hookimpl, providers, spool, telemetry
 from tenantpilot.api import Provider, ProviderError, ProviderField
-from tenantpilot.extensions import db
-from tenantpilot.models import ProviderConnection
-from tenantpilot.testing import post_form, signed_in
+from tenantpilot.testing import post_form, replay_spooled_telemetry, signed_in, spooled
 from tenantpilot_findings import plugin as findings
 from tenantpilot_simulated import client as sim
 from tenantpilot_simulated import plugin as simulated
 from tenantpilot_support import plugin
+from tenantpilot.sdk import ProviderConnection, db, hookimpl, provider_connection
 
 SECRET = "Sup3r-Secret-Value-4471"
 SECRET_ENV = "TENANTPILOT_PROVIDER_SECRET_SUPPORT_DIAG_TEST"
@@ -216,7 +214,7 @@ def test_the_bundle_shows_the_diagnostics_and_nothing_sensitive(app, world):
     assert USER_NAME not in html.unescape(bundle)  # the run's initiator; the top bar shows who is signed in
     assert users["operator"].email not in text
     with app.app_context():  # the connection's stored message did get the secret: only the code is shown
-        assert SECRET in providers.connection_for(tenant.id).last_error_message
+        assert SECRET in provider_connection(tenant.id).last_error_message
 
 
 def test_the_bundle_holds_no_policy_payloads(app, world):
@@ -280,21 +278,20 @@ def test_a_telemetry_failure_does_not_break_the_action(app, world, monkeypatch):
     def broken_write(*args, **kwargs):
         raise RuntimeError("telemetry store down")
 
-    real_write = telemetry.write
-    monkeypatch.setattr(telemetry, "write", broken_write)
-    r = open_from_run(operator, tenant, run_id)
+    with monkeypatch.context() as m:  # the recorder's own failure path (a white-box test)
+        m.setattr("tenantpilot.telemetry.write", broken_write)
+        r = open_from_run(operator, tenant, run_id)
     assert r.status_code == 200 and "data-support-bundle" in r.get_data(as_text=True)
     assert len(audit_dicts(app)) == 1 and event_dicts(app) == []
-    monkeypatch.setattr(telemetry, "write", real_write)
     with app.app_context():  # not dropped: spooled, and the scheduler's replay writes it once
-        assert spool.pending("telemetry") == 1
-        assert telemetry.replay_spool() == 1 and telemetry.replay_spool() == 0
+        assert spooled("telemetry") == 1
+        assert replay_spooled_telemetry() == 1 and replay_spooled_telemetry() == 0
     assert len(event_dicts(app)) == 1
 
     def raising_record(*args, **kwargs):  # even a recorder that breaks its never-raise contract
         raise RuntimeError("recorder bug")
 
-    monkeypatch.setattr(telemetry, "record", raising_record)
+    monkeypatch.setattr("tenantpilot.telemetry.record", raising_record)
     assert open_from_home(operator, tenant).status_code == 200
     assert len(audit_dicts(app)) == 2 and len(event_dicts(app)) == 1  # only the replayed one
 
@@ -302,14 +299,14 @@ def test_a_telemetry_failure_does_not_break_the_action(app, world, monkeypatch):
 def test_a_broken_provider_check_falls_back_to_the_stored_health(app, world, monkeypatch):
     tenant, _, users, _ = world
     with app.app_context():
-        conn = providers.connection_for(tenant.id)
+        conn = provider_connection(tenant.id)
         conn.health, conn.last_error_code = "failing", "throttled"
         db.session.commit()
 
     def broken_check(tenant_id):
         raise RuntimeError("provider plugin bug")
 
-    monkeypatch.setattr(providers, "check_connection", broken_check)
+    monkeypatch.setattr("tenantpilot.providers.check_connection", broken_check)
     body = open_from_home(signed_in(app, "admin", users["operator"].email), tenant).get_data(as_text=True)
     assert 'data-health="failing"' in body and "<code data-error-code>throttled</code>" in body
     assert "checked just now" not in body
