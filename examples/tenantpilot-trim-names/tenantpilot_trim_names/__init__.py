@@ -1,2 +1,2 @@
 """TenantPilot plugin: the "Trim tenant names" runbook."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
