@@ -43,3 +43,19 @@ def platform_actor(app, user):
         from tenantpilot.models import PlatformUser
 
         return Actor.platform(db.session.get(PlatformUser, user.id))
+
+
+def built_in_plugins() -> list:
+    """(entry-point name, module) of the plugins this repository ships under plugins/,
+    without third-party ones such as the installed worked example."""
+    import importlib
+    import importlib.metadata
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "plugins"
+    modules = []
+    for ep in importlib.metadata.entry_points(group="tenantpilot"):
+        module = importlib.import_module(ep.value)
+        if Path(module.__file__).resolve().is_relative_to(root):
+            modules.append((ep.name, module))
+    return modules

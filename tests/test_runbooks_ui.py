@@ -127,7 +127,7 @@ def test_reason_text_is_optional_for_a_single_tenant(app, world):
 
 def test_reason_text_is_required_for_a_workspace_scope(app, world):
     """SPEC 3: all tenants *and* one workspace need a reason; only one tenant may go without."""
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     location = preflight(client, {"kind": "workspace", "workspace_id": world["ws"].id}).headers["Location"]
     resp, body = confirm(client, location, confirmation="RENAME", reason_code="SUPPORT", reason_text="")
     assert "(required for this scope)" in body and "(optional)" not in body
@@ -140,7 +140,7 @@ def test_reason_text_is_required_for_a_workspace_scope(app, world):
 
 
 def test_reason_text_is_required_for_a_single_tenant_during_break_glass(app, world):
-    client = signed_in(app)
+    client = signed_in(app, *OPS)
     page = client.get("/system/break-glass").get_data(as_text=True)
     assert client.post("/system/break-glass/start", data={"reason": "INC-9 tenant locked out", "minutes": "30",
                                                           "csrf_token": csrf_from(page)}).status_code == 302

@@ -19,7 +19,7 @@ from tenantpilot.models import (AuditLog, OperationalControlActivation, Operatio
 from tenantpilot.runs import Scope
 from tenantpilot.testing import login
 from tenantpilot.timeutil import utcnow
-from tests.helpers import count
+from tests.helpers import built_in_plugins, count
 
 OPS = "product.operations.started"
 FAMILIES = {
@@ -29,6 +29,13 @@ FAMILIES = {
     "product.stored_report.created": "Stored reports",
     "product.review_pack.requested": "Review packs requested",
 }
+
+
+@pytest.fixture
+def app(make_app):
+    # The product's own families: the built-in plugins, not the installed worked example
+    # (which adds a family of its own, as any third-party plugin may).
+    return make_app(plugins=built_in_plugins())
 
 
 @pytest.fixture
