@@ -265,7 +265,7 @@ def main() -> int:
     from sqlalchemy import select
 
     from tenantpilot.extensions import db
-    from tenantpilot.models import Tenant
+    from tenantpilot.models import Tenant, Workspace
     from tenantpilot.testing import Factory, login
 
     print_header("bench/runs_list.py — runs list page latency at 1,000,000 runs",
@@ -274,6 +274,7 @@ def main() -> int:
     try:
         with app.app_context():
             workspace_id = db.session.scalar(select(Tenant.workspace_id).where(Tenant.id == tenant_ids[0]))
+            workspace_name = db.session.scalar(select(Workspace.name).where(Workspace.id == workspace_id))
         t = time.perf_counter()
         c = load(tenant_ids, workspace_id)
         print(f"loaded in {time.perf_counter() - t:.1f} s (runs {c['runs_s']:.1f} s, tenant rows "
@@ -302,6 +303,11 @@ def main() -> int:
             ("outcome=failed (5%)", f"{base}?outcome=failed"),
             ("tenant=busy tenant", f"{base}?tenant={busy}"),
             ("tenant=offboarded tenant", f"{base}?tenant={quiet}"),
+            # Typed names (issue 13): an exact name resolves to one tenant (the id path); part
+            # of a name matches many ("bulk tenant 1": 1, 10–19, 100–199 → 111 tenants).
+            ("tenant_name=exact (busy tenant)", f"{base}?tenant_name=Bulk+tenant+0"),
+            ("tenant_name=part (111 tenants)", f"{base}?tenant_name=bulk+tenant+1"),
+            ("workspace_name=exact", f"{base}?workspace_name=" + workspace_name.replace(" ", "+")),
             ("window=24h", f"{base}?window=24h"),
         ]
         with app.app_context():

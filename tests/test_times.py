@@ -18,7 +18,7 @@ from tenantpilot.models import AuditLog, OperationalControlActivation as Activat
 from tenantpilot.testing import csrf_from, login
 from tenantpilot.timeutil import iso_utc, utcnow
 from tenantpilot.web import times
-from tests.support import rename_plugin
+from tests.test_controls import app  # noqa: F401  (the same app fixture: the rename runbook and its control)
 
 KEY = "tests.rename"
 REASON = "Provider incident INC-42"
@@ -28,12 +28,6 @@ TIME = re.compile(r'<time datetime="(' + ISO + r')" title="([^"]+)">([^<]+)</tim
 CREATED = datetime(2026, 1, 15, 12, 0, 0)
 STARTED = CREATED + timedelta(seconds=3)
 COMPLETED = STARTED + timedelta(minutes=2, seconds=10)
-
-
-@pytest.fixture
-def app(make_app):
-    rename_plugin.ALWAYS_FAIL["on"] = False
-    return make_app(plugins=[rename_plugin])
 
 
 @pytest.fixture
