@@ -304,9 +304,9 @@ def main() -> int:
             ("tenant=busy tenant", f"{base}?tenant={busy}"),
             ("tenant=offboarded tenant", f"{base}?tenant={quiet}"),
             # Typed names (issue 13): an exact name resolves to one tenant (the id path); part
-            # of a name matches many ("bulk tenant 1": 1, 10–19, 100–199 → 111 tenants).
-            ("tenant_name=exact (busy tenant)", f"{base}?tenant_name=Bulk+tenant+0"),
-            ("tenant_name=part (111 tenants)", f"{base}?tenant_name=bulk+tenant+1"),
+            # of a name matches many ("bench tenant 1": 1, 10–19, 100–199 → 111 tenants).
+            ("tenant_name=exact (busy tenant)", f"{base}?tenant_name=Bench+tenant+0"),
+            ("tenant_name=part (111 tenants)", f"{base}?tenant_name=bench+tenant+1"),
             ("workspace_name=exact", f"{base}?workspace_name=" + workspace_name.replace(" ", "+")),
             ("window=24h", f"{base}?window=24h"),
         ]
