@@ -109,22 +109,23 @@ def _can_filter() -> bool:
 @bp.get("/suggest/tenants")
 @platform_required()
 def suggest_tenants():
-    if not _can_filter():
-        abort(403)
-    text = _typed("tenant_name")
-    rows = db.session.scalars(tenant_query(text).order_by(Tenant.name, Tenant.id).limit(SUGGEST_LIMIT)).all()
-    return render_template("system/_suggestions.html",
-                           options=[(t.name, f"{t.workspace.name} · {t.external_id}") for t in rows])
+    return _suggest(tenant_query(_typed("tenant_name")).order_by(Tenant.name, Tenant.id),
+                    lambda t: (t.name, f"{t.workspace.name} · {t.external_id}"))
 
 
 @bp.get("/suggest/workspaces")
 @platform_required()
 def suggest_workspaces():
+    return _suggest(workspace_query(_typed("workspace_name")).order_by(Workspace.name, Workspace.id),
+                    lambda w: (w.name, ""))
+
+
+def _suggest(query, option):
+    """The first matches of a name filter as <option>s (value, hint) for its <datalist>."""
     if not _can_filter():
         abort(403)
-    text = _typed("workspace_name")
-    rows = db.session.scalars(workspace_query(text).order_by(Workspace.name, Workspace.id).limit(SUGGEST_LIMIT))
-    return render_template("system/_suggestions.html", options=[(w.name, "") for w in rows])
+    rows = db.session.scalars(query.limit(SUGGEST_LIMIT)).all()
+    return render_template("system/_suggestions.html", options=[option(row) for row in rows])
 
 
 def _typed(name: str) -> str:
