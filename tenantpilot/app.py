@@ -196,9 +196,10 @@ def _blueprints(app: Flask, pm) -> None:
     rqdash.mount(app)
     _plugin_static(app, pm)
     errors.register(app)
-    from .web import headers
+    from .web import apiv1, headers
 
     headers.init_app(app)
+    apiv1.init_app(app, pm)
     for plane, prefix in (("system", "/system"), ("admin", "/admin")):
         for blueprints in pm.hook.tenantpilot_register_blueprints(app=app, plane=plane):
             for bp in blueprints if isinstance(blueprints, (list, tuple)) else [blueprints]:
@@ -257,6 +258,14 @@ def _rate_limits(app: Flask) -> None:
             view = limiter.limit(lambda k=config_key: app.config[k], key_func=key_func, methods=["POST"],
                                  deduct_when=lambda response: response.status_code == 422)(view)
         app.view_functions[endpoint] = view
+    # The API: one budget per token across every endpoint of both planes (the token is
+    # known by then: web.apiv1 authenticates in an earlier before_request).
+    from .web.apiv1 import api_endpoints
+
+    api_limit = limiter.shared_limit(lambda: app.config["TENANTPILOT_API_RATE_LIMIT"], scope="api-token",
+                                     key_func=lambda: f"api-token|{g.api_token.id}")
+    for endpoint in api_endpoints(app):
+        app.view_functions[endpoint] = api_limit(app.view_functions[endpoint])
 
 
 def _request_logging(app: Flask) -> None:

@@ -51,6 +51,8 @@ def record(
         metadata = {**(metadata or {}), "invalid_status": str(status)[:40]}
         status = "failed"
     actor = actor or Actor.system()
+    if actor.token:  # done through an API token: the row names it
+        metadata = {**(metadata or {}), "api_token": dict(actor.token)}
     target_type, target_id, target_label = target or (None, None, None)
     fields = dict(
         action=action, actor_type=actor.kind, actor_id=actor.id, actor_name=actor.name, actor_email=actor.email,

@@ -66,6 +66,7 @@ def from_env(instance_path: str) -> dict:
         "TENANTPILOT_LOGIN_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_RATE_LIMIT", "10 per minute"),
         "TENANTPILOT_LOGIN_IP_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_IP_RATE_LIMIT", "30 per minute"),
         "TENANTPILOT_LOGIN_ACCOUNT_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_ACCOUNT_RATE_LIMIT", "50 per hour"),
+        "TENANTPILOT_API_RATE_LIMIT": os.environ.get("TENANTPILOT_API_RATE_LIMIT", "600 per minute"),
         # Server-side sessions: idle and absolute lifetimes per plane (tenantpilot.sessions).
         "TENANTPILOT_ADMIN_SESSION_IDLE_MINUTES": _int("TENANTPILOT_ADMIN_SESSION_IDLE_MINUTES", 12 * 60),
         "TENANTPILOT_ADMIN_SESSION_MAX_HOURS": _int("TENANTPILOT_ADMIN_SESSION_MAX_HOURS", 7 * 24),

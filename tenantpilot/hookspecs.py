@@ -77,6 +77,19 @@ def tenantpilot_register_blueprints(app, plane):
 
 
 @hookspec
+def tenantpilot_register_api_blueprints(app, plane):
+    """Return API blueprints (``sdk.ApiBlueprint``, flask-smorest's) for a plane's JSON API.
+
+    Called twice at app creation, with ``plane`` = ``"system"`` (mounted under
+    ``/system/api/v1``, platform tokens) and ``"admin"`` (under ``/admin/api/v1``, tenant
+    tokens). Their operations join that plane's OpenAPI document. The token's owner is
+    ``current_user`` (at most the token's capabilities), so ``tenant_required`` and
+    ``platform_required`` guard API views exactly as they guard pages; errors are answered
+    as ``application/problem+json`` (raise ``sdk.api_problem`` for your own).
+    """
+
+
+@hookspec
 def tenantpilot_register_tenant_pages(app):
     """Return ``api.TenantPage`` definitions: tabs shown on every tenant's pages.
 

@@ -134,6 +134,28 @@ class AuthSession(db.Model):
     user_agent: Mapped[str | None] = mapped_column(db.String(200))
 
 
+class ApiToken(db.Model):
+    """A bearer token of either plane (SPEC 3.4's API caller). Only the SHA-256 of the
+    secret is kept (the secret is 256 random bits, so a slow hash buys nothing); the
+    token acts as its owner with at most ``capabilities``, checked live against what the
+    owner holds on every request."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_plane_user", "plane", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plane: Mapped[str] = mapped_column(db.String(10))  # system | admin
+    user_id: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(db.String(100))
+    token_hash: Mapped[str] = mapped_column(db.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(db.String(16))  # shown in lists, to tell tokens apart
+    capabilities: Mapped[list] = mapped_column(JSON, default=list)
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
+    expires_at = mapped_column(db.DateTime, nullable=False)
+    revoked_at = mapped_column(db.DateTime, nullable=True)
+    last_used_at = mapped_column(db.DateTime, nullable=True)
+    last_used_ip: Mapped[str | None] = mapped_column(db.String(64))
+
+
 class BreakGlassSession(db.Model):
     __tablename__ = "break_glass_sessions"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,6 +27,11 @@ What is here, by purpose:
   ``BoundedIntegerField``, ``coerce_id``, ``arg_int``, ``form_text``, ``parse_int``,
   ``csv_cell`` / ``csv_text``, ``claim_submission`` / ``remember_submission`` / ``AlreadySubmitted``
   (double-submit protection), ``safe_message`` / ``safe_reason`` (text safe to show);
+- **API** — ``ApiBlueprint`` (flask-smorest's blueprint: its operations join the plane's
+  OpenAPI document; return them from ``tenantpilot_register_api_blueprints``),
+  ``api_problem`` / ``api_field_errors`` (RFC 9457 answers), ``ApiText`` / ``ApiId``
+  (marshmallow fields that refuse control characters / stay in the id range),
+  ``RunSummarySchema`` / ``run_summary`` (a run as every endpoint shows it);
 - **settings** — ``Setting`` (a definition) and ``setting(name)`` (its value);
 - **CLI** — ``finish_embedded_jobs`` (a command run in embedded mode waits for its jobs).
 """
@@ -54,6 +59,10 @@ from .runs import Scope
 from .sanitize import safe_message, safe_reason
 from .seam import StartResult
 from .timeutil import iso_utc, timestamp, utcnow
+from .web.api_schemas import Id as ApiId
+from .web.api_schemas import RunSummarySchema, run_summary
+from .web.api_schemas import Text as ApiText
+from .web.apiv1 import Blueprint as ApiBlueprint
 from .web.forms import EmptyForm
 from .web.inputs import BoundedIntegerField, SafeForm, arg_int, coerce_id, csv_cell, csv_text, form_text, parse_int
 
@@ -132,6 +141,21 @@ def remember_submission(key: str | None, result_url: str | None) -> None:
     _idempotency.remember(key, result_url)
 
 
+def api_problem(status: int, slug: str | None = None, title: str | None = None, detail: str = "", **extra):
+    """Answer an API request with an ``application/problem+json`` document (raises):
+    ``slug`` becomes the stable ``type`` (``urn:tenantpilot:problem:<slug>``)."""
+    from .web.apiv1 import problem
+
+    problem(status, slug, title, detail, **extra)
+
+
+def api_field_errors(errors: dict):
+    """Answer 422 naming each field (``{"field": "message"}``; raises)."""
+    from .web.apiv1 import field_errors
+
+    field_errors(errors)
+
+
 def setting(name: str):
     """A registered plugin setting's value (``api.Setting``): the app config, else the
     environment (parsed), else its default."""
@@ -148,6 +172,7 @@ def finish_embedded_jobs(app) -> None:
 
 
 __all__ = [
+    "ApiBlueprint", "ApiId", "ApiText", "RunSummarySchema", "api_field_errors", "api_problem", "run_summary",
     "Actor", "AlreadySubmitted", "AuditLog", "BoundedIntegerField", "CONTROL_SCOPES", "CORE_SUMMARY_KEYS",
     "ControlDecision", "ControlKey", "DashboardWidget", "DefinitionError", "EmptyForm", "EventFamily",
     "Membership", "OperationRun", "OperationType", "PolicyRecord", "Provider", "ProviderClient",

@@ -166,7 +166,10 @@ def _check_capabilities(op, scope: Scope, actor: Actor) -> str | None:
     ).scalar_one_or_none()
     if membership is None:
         return "not_found"
-    if not op.tenant_capabilities or not set(op.tenant_capabilities) <= membership.capabilities:
+    held = membership.capabilities
+    if actor.token_capabilities is not None:  # an API token holds at most its own share
+        held = held & actor.token_capabilities
+    if not op.tenant_capabilities or not set(op.tenant_capabilities) <= held:
         return "forbidden"
     return None
 

@@ -4,7 +4,7 @@ wherever tenantpilot-ops is installed (entry point ``pytest11``); no ``pytest_pl
 Fixtures: ``make_app(plugins=[...], **config)`` (a throwaway app on a freshly reset database,
 with the migrations of the plugins passed in applied, installed or not), ``app``,
 ``client``, ``drain``, ``factory`` and ``clock`` (the app's clock, moved by hand).
-Functions: ``signed_in``, ``post_form``, ``form_fields``, ``wait_for_run``, ``run_cli``,
+Functions: ``signed_in``, ``api_client``, ``post_form``, ``form_fields``, ``wait_for_run``, ``run_cli``,
 ``check_migrations``, ``login``, ``csrf_from``. docs/plugins.md "Testing plugins" says more.
 
 Backends: safe by default. A temporary SQLite file and an in-process queue (fakeredis),
@@ -391,6 +391,48 @@ def signed_in(app, plane: str, email: str, password: str | None = None):
     resp = login(client, plane, email, password or DEFAULT_PASSWORDS[plane])
     assert resp.status_code == 302, f"{email} could not sign in on /{plane} (HTTP {resp.status_code})"
     return client
+
+
+class ApiClient:
+    """A test client of one plane's API that sends ``Authorization: Bearer <secret>``
+    on every request (``get``/``post``/…, as Flask's test client; ``json=`` bodies)."""
+
+    def __init__(self, app, secret: str, token_id: int):
+        self.app, self.token, self.token_id = app, secret, token_id
+        self._client = app.test_client()
+
+    def open(self, *args, headers=None, **kwargs):
+        headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        return self._client.open(*args, headers=headers, **kwargs)
+
+    def get(self, *a, **kw):
+        return self.open(*a, method="GET", **kw)
+
+    def post(self, *a, **kw):
+        return self.open(*a, method="POST", **kw)
+
+    def put(self, *a, **kw):
+        return self.open(*a, method="PUT", **kw)
+
+    def delete(self, *a, **kw):
+        return self.open(*a, method="DELETE", **kw)
+
+
+def api_client(app, plane: str, email: str, capabilities=None, days: int = 90, name: str = "test token") -> ApiClient:
+    """An ``ApiClient`` with a new API token of the person ``email`` on ``plane``
+    ("system" or "admin"): by default every capability the person holds."""
+    from sqlalchemy import select
+
+    from . import tokens
+    from .actors import Actor
+    from .extensions import db
+
+    with app.app_context():
+        model = tokens.owner_model(plane)
+        user = db.session.execute(select(model).filter_by(email=email)).scalar_one()
+        caps = sorted(tokens.held_capabilities(plane, user)) if capabilities is None else list(capabilities)
+        row, secret = tokens.create(plane, user, name, caps, days, tokens.owner_actor(plane, user) if user else Actor.system())
+        return ApiClient(app, secret, row.id)
 
 
 class _Forms(HTMLParser):

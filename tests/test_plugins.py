@@ -86,6 +86,19 @@ class Contributions:
                                 label="Import from Acme", roles=("manager",))
 
     @hookimpl
+    def tenantpilot_register_api_blueprints(self, app, plane):
+        from tenantpilot.sdk import ApiBlueprint
+
+        bp = ApiBlueprint(f"acme_api_{plane}_{self.tag}", __name__, url_prefix="/acme")
+
+        @bp.route("/ping", methods=["GET"])
+        def api_ping():
+            """Answers pong."""
+            return {"pong": plane}
+
+        return bp
+
+    @hookimpl
     def tenantpilot_register_blueprints(self, app, plane):
         bp = Blueprint(f"acme_{plane}_{self.tag}", __name__, url_prefix="/acme")
 
@@ -159,6 +172,10 @@ def test_blueprints_mount_on_both_planes(make_app):
     client = app.test_client()
     assert client.get("/system/acme/ping").get_data(as_text=True) == "pong from system"
     assert client.get("/admin/acme/ping").get_data(as_text=True) == "pong from admin"
+    # API blueprints join their plane's document and need that plane's token.
+    for plane in ("system", "admin"):
+        assert f"/{plane}/api/v1/acme/ping" in client.get(f"/{plane}/api/v1/openapi.json").json["paths"]
+        assert client.get(f"/{plane}/api/v1/acme/ping").status_code == 401
 
 
 def test_commands_hook_adds_a_flask_command(make_app):

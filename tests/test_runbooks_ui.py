@@ -165,7 +165,7 @@ def test_no_run_without_a_fresh_preflight_of_ones_own(app, world, monkeypatch):
     other = signed_in(app, "system", "nocap@example.test", "nocap-password-1")
     assert other.get(location).status_code == 403  # lacks the runbook capability
     # Sixteen minutes later the preflight is stale.
-    import tenantpilot.web.runbooks_ui as ops
+    import tenantpilot.runbook_starts as ops
 
     later = utcnow() + timedelta(minutes=16)
     monkeypatch.setattr(ops, "utcnow", lambda: later)

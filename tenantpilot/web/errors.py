@@ -31,18 +31,35 @@ def render_error(code: int, message: str | None = None):
 
 
 def register(app):
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    from .apiv1 import api_plane, problem_response
     from .inputs import reject_control_chars_in_query
 
     app.before_request(reject_control_chars_in_query)
 
+    def page_or_problem(render):
+        """API paths answer every error as a problem document, pages as a page."""
+        def handler(exc):
+            if api_plane():
+                if not isinstance(exc, HTTPException):
+                    exc = InternalServerError()
+                return problem_response(exc)
+            return render(exc)
+        return handler
+
+    # Codes without a page of their own (415, 422 from the API's validation, …).
+    app.register_error_handler(HTTPException, page_or_problem(lambda exc: exc))
+
     @app.errorhandler(CSRFError)
+    @page_or_problem
     def csrf_error(exc):
         return render_error(400, "This form was missing its security token or it expired (CSRF check failed). "
                                  "Reload the page and try again; nothing was changed.")
 
     for code in (400, 403, 404, 405, 410, 429):
-        app.register_error_handler(code, lambda exc, code=code: render_error(
-            code, getattr(exc, "description", None) if code in (400, 410) else None))
+        app.register_error_handler(code, page_or_problem(lambda exc, code=code: render_error(
+            code, getattr(exc, "description", None) if code in (400, 410) else None)))
 
     @app.errorhandler(DataError)
     def data_error(exc):
@@ -52,10 +69,17 @@ def register(app):
 
         db.session.rollback()
         log.warning("request value refused by the database", extra={"error": type(exc.orig).__name__})
+        if api_plane():
+            from .apiv1 import ApiProblem
+
+            return problem_response(ApiProblem(400, "bad-request", "Bad request",
+                                               "A value is out of range or cannot be stored. Nothing was changed."))
         return render_error(400, "A value in this request is out of range or contains characters that cannot be "
                                  "stored. Nothing was changed.")
 
     @app.errorhandler(500)
     def server_error(exc):
         log.error("unhandled error", exc_info=getattr(exc, "original_exception", exc))
+        if api_plane():
+            return problem_response(exc if isinstance(exc, HTTPException) else InternalServerError())
         return render_error(500)

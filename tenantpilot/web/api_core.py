@@ -1,0 +1,13 @@
+"""The core's API blueprints of each plane (plugins add theirs through
+``tenantpilot_register_api_blueprints``)."""
+from __future__ import annotations
+
+
+def blueprints(plane: str) -> list:
+    if plane == "system":
+        from . import api_runbooks
+
+        return [api_runbooks.bp]
+    from . import api_tenants
+
+    return [api_tenants.bp]
