@@ -189,6 +189,10 @@ def _blueprints(app: Flask, pm) -> None:
 
     app.register_blueprint(lookup.bp, url_prefix="/system")
     app.register_blueprint(admin.bp, url_prefix="/admin")
+    from .web import tokens_ui
+
+    app.register_blueprint(tokens_ui.system_bp, url_prefix="/system")
+    app.register_blueprint(tokens_ui.admin_bp, url_prefix="/admin")
     # rq-dashboard needs app config and the app's Redis connection, and its endpoint names
     # are absolute ("rq_dashboard.static"), so it is mounted here rather than via the hook.
     from .web import rqdash

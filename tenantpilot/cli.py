@@ -27,6 +27,7 @@ def register_commands(app) -> None:
     app.cli.add_command(serve_command)
     app.cli.add_command(runbooks_cli)
     app.cli.add_command(controls_cli)
+    app.cli.add_command(tokens_cli)
 
 
 @click.command("plugins")
@@ -308,3 +309,66 @@ def controls_resume(control_key, is_global, workspace_id):
         click.echo(f"{control_key} is already enabled {where}; nothing changed.")
     else:
         click.echo(f"{control_key}: resumed {where}.")
+
+
+tokens_cli = AppGroup("tokens", help="API tokens of both planes (docs/api.md).")
+
+
+@tokens_cli.command("create")
+@click.option("--plane", type=click.Choice(["system", "admin"]), required=True,
+              help="system: a platform user's token; admin: a tenant-plane user's.")
+@click.option("--email", required=True, help="The token's owner.")
+@click.option("--name", required=True, help="What uses it, e.g. 'CI deploy job'.")
+@click.option("--capability", "capabilities", multiple=True,
+              help="Repeat for each capability; at most what the owner holds.")
+@click.option("--all-capabilities", is_flag=True, help="Every capability the owner holds now.")
+@click.option("--days", type=int, default=None, help="Days until it expires (1-366, default 90).")
+def tokens_create(plane, email, name, capabilities, all_capabilities, days):
+    """Create a token and print its secret (once; only its hash is kept)."""
+    from . import tokens
+
+    user = _person(email, plane == "system")
+    caps = sorted(tokens.held_capabilities(plane, user)) if all_capabilities else list(capabilities)
+    try:
+        row, secret = tokens.create(plane, user, name, caps, days, Actor.system("CLI"))
+    except tokens.TokenError as exc:
+        flag = {"name": "--name", "capabilities": "--capability", "expires_in_days": "--days"}
+        raise click.ClickException("; ".join(f"{flag.get(k, k)}: {v}" for k, v in exc.errors.items()))
+    click.echo(f"Created token #{row.id} “{row.name}” for {user.email}, expires {row.expires_at:%Y-%m-%d %H:%M} UTC.")
+    click.echo("Copy it now; it is not shown again:")
+    click.echo(secret)
+
+
+@tokens_cli.command("list")
+@click.option("--plane", type=click.Choice(["system", "admin"]), default=None, help="Only this plane.")
+def tokens_list(plane):
+    """Every token: id, plane, owner, name, state, expiry, last use (never the secret)."""
+    from . import tokens
+
+    found = False
+    for p in [plane] if plane else ["system", "admin"]:
+        model = tokens.owner_model(p)
+        for row in tokens.tokens_of(p):
+            found = True
+            owner = db.session.get(model, row.user_id)
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M} from {row.last_used_ip or '-'}" if row.last_used_at else "never"
+            click.echo(f"#{row.id}  {p:<6} {row.prefix}…  {owner.email if owner else '?'}  “{row.name}”  "
+                       f"[{tokens.state(row)}] expires {row.expires_at:%Y-%m-%d}  used {used}  "
+                       f"caps: {', '.join(row.capabilities or [])}")
+    if not found:
+        click.echo("No API tokens.")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
+def tokens_revoke(token_id):
+    """Revoke a token by id (see `flask tokens list`)."""
+    from . import tokens
+    from .models import ApiToken
+
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        raise click.ClickException(f"No token #{token_id}.")
+    was = tokens.state(row)
+    tokens.revoke(row.plane, token_id, Actor.system("CLI"))
+    click.echo(f"Token #{token_id} “{row.name}” {'was already revoked' if was == 'revoked' else 'revoked'}.")

@@ -48,10 +48,11 @@ def _key(raw: str) -> str:
 
 
 def claim(scope: str) -> str | None:
-    """Claim this submit's token (flushed into the caller's transaction). Returns the key,
-    or None when the request carries no token (CLI, API, older forms): no protection then.
-    Raises AlreadySubmitted when the token was used before."""
-    raw = (request.form.get(FIELD) or "").strip()
+    """Claim this submit's token (flushed into the caller's transaction): the form's
+    hidden field, or an API request's ``Idempotency-Key`` header. Returns the key, or None
+    when the request carries neither (CLI, older forms): no protection then. Raises
+    AlreadySubmitted when the token was used before."""
+    raw = (request.form.get(FIELD) or request.headers.get("Idempotency-Key") or "").strip()
     if not raw or len(raw) > 100:
         return None
     key = _key(raw)

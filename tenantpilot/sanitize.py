@@ -8,6 +8,9 @@ EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 # Long opaque strings (bearer tokens, keys, JWTs) are replaced, not shown.
 TOKEN_RE = re.compile(r"[A-Za-z0-9_\-\.=+/]{32,}")
 SECRET_KEY_RE = re.compile(r"(secret|password|token|authorization|cookie|credential|api[_-]?key)", re.I)
+# Keys that name a secret-bearing thing without holding its secret: an API token's id,
+# name and prefix (tokens.token_label). Their values are still sanitized like any other.
+LABEL_KEYS = frozenset({"api_token"})
 REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 
 
@@ -28,7 +31,8 @@ def safe_metadata(value, depth: int = 0):
         return "[truncated]"
     if isinstance(value, dict):
         return {
-            str(k)[:60]: ("[redacted]" if SECRET_KEY_RE.search(str(k)) else safe_metadata(v, depth + 1))
+            str(k)[:60]: ("[redacted]" if SECRET_KEY_RE.search(str(k)) and not (k in LABEL_KEYS and isinstance(v, dict))
+                          else safe_metadata(v, depth + 1))
             for k, v in list(value.items())[:50]
         }
     if isinstance(value, (list, tuple)):

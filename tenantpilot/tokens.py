@@ -109,7 +109,7 @@ def create(plane: str, user, name: str, capabilities, days: int | None, actor: A
     db.session.flush()
     audit.record(f"{AUDIT_PREFIX[plane]}.api_token.created", actor=actor, target=("api_token", row.id, name),
                  summary=f"API token “{name}” created",
-                 metadata={"token": token_label(row), "owner_id": user.id, "capabilities": caps,
+                 metadata={"api_token": token_label(row), "owner_id": user.id, "capabilities": caps,
                            "expires_at": row.expires_at.isoformat()}, commit=False)
     db.session.commit()
     return row, secret
@@ -125,7 +125,7 @@ def revoke(plane: str, token_id: int, actor: Actor, owner_id: int | None = None)
                               .values(revoked_at=utcnow())).rowcount
     if done:
         audit.record(f"{AUDIT_PREFIX[plane]}.api_token.revoked", actor=actor, target=("api_token", row.id, row.name),
-                     summary=f"API token “{row.name}” revoked", metadata={"token": token_label(row)}, commit=False)
+                     summary=f"API token “{row.name}” revoked", metadata={"api_token": token_label(row)}, commit=False)
     db.session.commit()
     db.session.refresh(row)
     return row
@@ -179,4 +179,4 @@ def audit_denied(plane: str, row: ApiToken, reason: str, detail: dict | None = N
     where = {"method": request.method, "path": request.path[:200]} if has_request_context() else {}
     audit.record(f"{AUDIT_PREFIX[row.plane]}.api_token.denied", actor=actor, status="blocked",
                  target=("api_token", row.id, row.name), summary=f"API token “{row.name}” refused: {reason}",
-                 metadata={"token": token_label(row), "reason": reason, **where, **(detail or {})})
+                 metadata={"api_token": token_label(row), "reason": reason, **where, **(detail or {})})

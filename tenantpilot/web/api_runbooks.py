@@ -7,7 +7,7 @@ from flask import current_app
 from flask_login import current_user
 from marshmallow import validate
 
-from .. import controls, runbook_starts
+from .. import controls, idempotency, runbook_starts
 from ..api import REASON_CODES
 from ..planes import platform_required
 from .api_schemas import ControlStateSchema, Id, RunSummarySchema, ScopeSchema, Text, run_summary
@@ -124,7 +124,8 @@ def preflight(body, key: str):
 @platform_required("platform.runbooks.view", "platform.runbooks.run")
 @bp.arguments(StartRequestSchema)
 @bp.response(201, StartSchema, description="Started.")
-@bp.alt_response(200, schema=StartSchema, description="Not started again: deduped or scope busy (the active run).")
+@bp.alt_response(200, schema=StartSchema, description="Not started again: deduped, scope busy, or a replayed "
+                                                      "Idempotency-Key (the run it is about).")
 def start(body, key: str):
     """Start from a stored preflight: the page's rules (fresh own preflight, typed word,
     reason), then drift, then the start seam (paused → 409, deduped/scope busy → 200)."""
@@ -140,11 +141,31 @@ def start(body, key: str):
                                                 body["reason_text"].strip())
     if errors:
         field_errors(errors)
+    try:  # an Idempotency-Key header makes a retried request safe, as the form token does a resubmit
+        claimed = idempotency.claim(f"api.runbook.start:{runbook.key}")
+    except idempotency.AlreadySubmitted as done:
+        return already_submitted(done)
     drift = runbook_starts.drift(runbook, scope, result)
     if drift is not None:
         problem(409, "drift", "The numbers changed since the preflight", drift, preflight_id=event.id)
     outcome = runbook_starts.start(runbook, event, actor, body["reason_code"], body["reason_text"].strip(), "api")
+    if outcome.run is not None and outcome.ok:
+        idempotency.remember(claimed, f"/system/api/v1/runs/{outcome.run.id}")
     return outcome_response(outcome)
+
+
+def already_submitted(done):
+    """The answer to a replayed Idempotency-Key: the run the first request led to."""
+    from ..extensions import db
+    from ..models import OperationRun
+
+    run_id = (done.result_url or "").rsplit("/", 1)[-1]
+    run = db.session.get(OperationRun, int(run_id)) if run_id.isdigit() else None
+    if run is None:
+        problem(409, "already-submitted", "Already submitted",
+                "A request with this Idempotency-Key was already made; it started nothing.")
+    return {"status": "deduped", "message": "This request was already made; nothing was started again.",
+            "run": run_summary(run)}, 200
 
 
 def outcome_response(outcome):

@@ -1,5 +1,7 @@
 """Flask-WTF forms (CSRF included); every form is a SafeForm (no control characters)."""
-from wtforms import HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField, ValidationError
+from wtforms import (HiddenField, PasswordField, RadioField, SelectField, SelectMultipleField, StringField,
+                     TextAreaField, ValidationError)
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 from .inputs import BoundedIntegerField, SafeForm, coerce_id
@@ -77,3 +79,15 @@ class RunForm(SafeForm):
     confirmation = StringField("Confirmation", validators=[DataRequired(message="Type the confirmation word.")])
     reason_code = SelectField("Reason", validators=[DataRequired(message="Choose a reason code.")])
     reason_text = TextAreaField("Reason details", validators=[Optional(), Length(max=500, message="At most 500 characters.")])
+
+
+class ApiTokenForm(SafeForm):
+    """A new API token: a name, a lifetime, and capabilities (a subset of the person's)."""
+
+    name = StringField("Name", validators=[DataRequired(message="Give the token a name (what uses it)."),
+                                           Length(max=100, message="Use at most 100 characters.")])
+    days = SelectField("Expires after", coerce=coerce_id, default=90,
+                       choices=[(7, "7 days"), (30, "30 days"), (90, "90 days"), (180, "180 days"), (366, "1 year")])
+    # Checked against what the person holds by tokens.create (one rule for page and CLI).
+    capabilities = SelectMultipleField("Capabilities", widget=ListWidget(prefix_label=False),
+                                       option_widget=CheckboxInput(), validate_choice=False)
