@@ -65,6 +65,15 @@ def not_a_page(endpoint: str) -> str | None:
     return None
 
 
+def api_route(path: str) -> str | None:
+    """The JSON API of either plane answers JSON, not pages (schemathesis checks it)."""
+    from tenantpilot.web.apiv1 import api_plane
+
+    if api_plane(path) and not path.endswith("/docs"):
+        return "JSON API (tests/test_api_schemathesis.py)"
+    return None
+
+
 def url_values(app, ids: dict) -> tuple[dict, dict]:
     """How to fill in routes: values per endpoint (variants: one URL each) and per URL
     parameter name (the first value for a route of several parameters)."""
@@ -107,7 +116,7 @@ def enumerate_pages(app, ids: dict) -> tuple[dict, list, list]:
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if "GET" not in rule.methods:
             continue  # POST-only: its answer is a page only through a form (the test's form steps)
-        why = not_a_page(rule.endpoint)
+        why = not_a_page(rule.endpoint) or api_route(rule.rule)
         plane = rule.rule.split("/")[1]
         if why is None and plane not in pages:
             why = "outside both planes" if rule.rule != "/" else None

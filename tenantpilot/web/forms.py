@@ -91,3 +91,7 @@ class ApiTokenForm(SafeForm):
     # Checked against what the person holds by tokens.create (one rule for page and CLI).
     capabilities = SelectMultipleField("Capabilities", widget=ListWidget(prefix_label=False),
                                        option_widget=CheckboxInput(), validate_choice=False)
+
+    def validate_capabilities(self, field):
+        if not field.data:  # the same words tokens.create uses, shown with the other errors
+            raise ValidationError("Choose at least one capability.")

@@ -45,10 +45,14 @@ def _page(plane: str, form: ApiTokenForm, created=None, secret=None, status=200)
     return response
 
 
+def _form(plane: str, **kwargs) -> ApiTokenForm:
+    form = ApiTokenForm(**kwargs)
+    form.capabilities.choices = [(c, c) for c in sorted(tokens.held_capabilities(plane, _user()))]
+    return form
+
+
 def tokens_page(plane: str):
-    form = ApiTokenForm()
-    held = sorted(tokens.held_capabilities(plane, _user()))
-    form.capabilities.choices = [(c, c) for c in held]
+    form = _form(plane)
     if form.is_submitted():
         if form.validate():
             try:
@@ -64,7 +68,7 @@ def tokens_page(plane: str):
                 for name, message in exc.errors.items():
                     getattr(form, "days" if name == "expires_in_days" else name).errors.append(message)
             else:
-                return _page(plane, ApiTokenForm(formdata=None), created=row, secret=secret, status=201)
+                return _page(plane, _form(plane, formdata=None), created=row, secret=secret, status=201)
         return _page(plane, form, status=422)
     return _page(plane, form)
 
