@@ -27,6 +27,9 @@ from .models import ApiToken, PlatformUser, User
 from .timeutil import utcnow
 
 PLANES = {"system": "s", "admin": "a"}
+# Capabilities that only open a plane and allow no action by themselves: a token has them
+# whenever its owner does, so nobody has to remember to tick them.
+GATES = {"system": frozenset({"platform.access_system_panel"}), "admin": frozenset()}
 AUDIT_PREFIX = {"system": "platform", "admin": "tenant"}
 MAX_DAYS = 366
 DEFAULT_DAYS = 90
@@ -65,11 +68,20 @@ def held_capabilities(plane: str, user) -> frozenset[str]:
     return frozenset(caps)
 
 
+def grantable(plane: str, user) -> list[str]:
+    """What a token of ``user`` can be given (the gates come with it anyway)."""
+    return sorted(held_capabilities(plane, user) - GATES[plane])
+
+
+def token_capabilities(plane: str, token: ApiToken) -> frozenset[str]:
+    return frozenset(token.capabilities or ()) | GATES[plane]
+
+
 def owner_actor(plane: str, user, token: ApiToken | None = None) -> Actor:
     base = Actor.platform(user) if plane == "system" else Actor.human(user)
     if token is None:
         return base
-    caps = frozenset(token.capabilities or ())
+    caps = token_capabilities(plane, token)
     return Actor(base.kind, base.id, base.name, base.email, base.capabilities & caps, False,
                  token=token_label(token), token_capabilities=caps)
 

@@ -40,7 +40,10 @@ def create_on_page(client, plane, name="CI deploy job", caps=("platform.runbooks
 
 def test_token_is_shown_once_and_only_its_hash_is_kept(app, world):
     client = signed_in(app, "system", OPS_EMAIL)
-    resp, data = create_on_page(client, "system", caps=("platform.access_system_panel", "platform.runbooks.view"))
+    page = client.get("/system/api-tokens").get_data(as_text=True)
+    # Opening the plane is no action: a token has it whenever its owner does, so it is no choice.
+    assert 'value="platform.access_system_panel"' not in page and 'value="platform.runbooks.view"' in page
+    resp, data = create_on_page(client, "system", caps=("platform.audit.view", "platform.runbooks.view"))
     assert resp.status_code == 201 and resp.headers["Cache-Control"] == "no-store"
     body = resp.get_data(as_text=True)
     secret = SECRET_RE.search(body).group(1)
@@ -48,7 +51,7 @@ def test_token_is_shown_once_and_only_its_hash_is_kept(app, world):
     with app.app_context():
         [row] = db.session.scalars(select(ApiToken)).all()
         assert row.token_hash == hashlib.sha256(secret.encode()).hexdigest() and row.prefix == secret[:10]
-        assert row.capabilities == ["platform.access_system_panel", "platform.runbooks.view"]
+        assert row.capabilities == ["platform.audit.view", "platform.runbooks.view"]
         for audit in db.session.scalars(select(AuditLog)):
             assert secret not in repr(audit.meta) + (audit.summary or "")
     [created] = audit_rows(app, "platform.api_token.created")
@@ -131,8 +134,7 @@ def test_expired_and_revoked_tokens_are_refused_and_audited(app, world, clock):
 
 
 def test_a_narrow_token_is_narrower_than_its_owner_and_loses_what_the_owner_loses(app, world):
-    narrow = api_client(app, "system", OPS_EMAIL, capabilities=["platform.access_system_panel",
-                                                                 "platform.runbooks.view"])
+    narrow = api_client(app, "system", OPS_EMAIL, capabilities=["platform.runbooks.view"])
     assert narrow.get("/system/api/v1/runbooks").status_code == 200
     resp = narrow.post("/system/api/v1/runbooks/anything/preflight", json={"scope": {"kind": "all_tenants"}})
     assert resp.status_code == 403 and resp.json["type"] == "urn:tenantpilot:problem:forbidden"

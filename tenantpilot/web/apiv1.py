@@ -170,7 +170,7 @@ class TokenIdentity:
     def __init__(self, user, token):
         self._user = user
         self._token = token
-        self.token_capabilities = frozenset(token.capabilities or ())
+        self.token_capabilities = tokens.token_capabilities(token.plane, token)
         self.api_token = tokens.token_label(token)
 
     def __getattr__(self, name):

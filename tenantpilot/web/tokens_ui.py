@@ -33,7 +33,7 @@ def _user():
 
 def _page(plane: str, form: ApiTokenForm, created=None, secret=None, status=200):
     user = _user()
-    held = sorted(tokens.held_capabilities(plane, user))
+    held = tokens.grantable(plane, user)
     response = make_response(render_template(
         "api_tokens.html", layout=f"{plane}/layout.html", plane=plane, form=form, held=held,
         rows=[(row, tokens.state(row)) for row in tokens.tokens_of(plane, user.id)],
@@ -47,7 +47,7 @@ def _page(plane: str, form: ApiTokenForm, created=None, secret=None, status=200)
 
 def _form(plane: str, **kwargs) -> ApiTokenForm:
     form = ApiTokenForm(**kwargs)
-    form.capabilities.choices = [(c, c) for c in sorted(tokens.held_capabilities(plane, _user()))]
+    form.capabilities.choices = [(c, c) for c in tokens.grantable(plane, _user())]
     return form
 
 
