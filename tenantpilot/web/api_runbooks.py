@@ -14,7 +14,7 @@ from .api_schemas import ControlStateSchema, Id, RunSummarySchema, ScopeSchema, 
 from .apiv1 import Blueprint, field_errors, problem
 from .system import current_actor
 
-bp = Blueprint("api_runbooks", __name__, url_prefix="/runbooks",
+bp = Blueprint("api_runbooks", __name__, url_prefix="/runbooks", tag="Runbooks",
                description="Runbooks: list, preflight and start (preflight id + typed confirmation word + reason).")
 
 

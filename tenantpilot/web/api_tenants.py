@@ -13,7 +13,7 @@ from ..models import Membership, Tenant, Workspace
 from ..planes import tenant_required
 from .apiv1 import Blueprint
 
-bp = Blueprint("api_tenants", __name__, url_prefix="/tenants",
+bp = Blueprint("api_tenants", __name__, url_prefix="/tenants", tag="Tenants",
                description="Tenants of the workspaces the token's owner is a member of.")
 
 

@@ -250,7 +250,15 @@ class ProblemSchema(ma.Schema):
 
 class Blueprint(_SmorestBlueprint):
     """An API blueprint (``sdk.ApiBlueprint``): flask-smorest's, mounted under a plane's
-    API prefix by ``register``. Every operation documents the problem answers."""
+    API prefix by ``register``. Every operation documents the problem answers. ``tag``
+    is the heading its operations appear under in the document (default: its name)."""
+
+    def __init__(self, *args, tag: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = tag or self.name
+
+    def route(self, rule, *, parameters=None, tags=None, **options):
+        return super().route(rule, parameters=parameters, tags=tags or [self.tag], **options)
 
 
 class PlaneApi(Api):
@@ -261,6 +269,17 @@ class PlaneApi(Api):
 
     def _register_error_handlers(self):
         return None
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """flask-smorest's, with the blueprint's ``tag`` as the document heading (several
+        blueprints may share one)."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
+        tag = getattr(blp, "tag", None) or name
+        if tag not in {t["name"] for t in self.spec._tags}:
+            self.spec.tag({"name": tag, "description": blp.description})
 
     def _register_responses(self):
         # Every operation's "default" answer: a problem document, with its own media type.
