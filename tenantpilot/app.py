@@ -82,6 +82,8 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         TEMPLATES_AUTO_RELOAD=False,
+        # No form or API body comes near this; a bigger one is refused (413) before parsing.
+        MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(config or {})
     logs.configure(app.config.get("LOG_LEVEL", "INFO"))

@@ -101,6 +101,9 @@ def test_malformed_bodies_are_4xx_never_500(app, api):
     assert api.post(url, json={"scope": {"kind": "all_tenants"}, "extra": 1}).status_code == 422
     assert api.post("/system/api/v1/runbooks/no.such/preflight", json={"scope": {"kind": "all_tenants"}}).status_code == 404
     assert api.get("/system/api/v1/runbooks/tests.rename/start").status_code == 405
+    huge = api.post(url, json={"scope": {"kind": "all_tenants"}, "pad": "x" * (2 * 1024 * 1024)})
+    assert huge.status_code == 413 and huge.json["type"] == "urn:tenantpilot:problem:too-large"
+    assert audit_rows(app, "platform.ops.runbooks.preflight") == []
 
 
 def test_someone_elses_or_a_stale_preflight_starts_nothing(app, api, world, clock):

@@ -42,6 +42,7 @@ PROBLEMS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
+    413: ("too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation", "The request has invalid fields"),
     429: ("rate-limited", "Too many requests"),
@@ -135,6 +136,8 @@ def _default_detail(exc: HTTPException, status: int) -> str:
         return "This token (or its owner) does not hold the capability this needs."
     if status == 429:
         return "This token made too many requests. Wait for Retry-After seconds."
+    if status == 413:
+        return "The request body is larger than 1 MiB."
     if status >= 500:
         return "An unexpected error occurred. It has been logged; please try again."
     description = exc.description or ""

@@ -16,6 +16,7 @@ MESSAGES = {
     404: ("Not found", "There is nothing here, or you do not have access to it."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
     410: ("Gone", "This link has expired. Ask for a new one."),
+    413: ("Too large", "This request is larger than any form here sends; nothing was changed."),
     429: ("Too many attempts", "Too many attempts. Wait a minute and try again."),
     500: ("Something went wrong", "An unexpected error occurred. It has been logged; please try again."),
 }
@@ -57,7 +58,7 @@ def register(app):
         return render_error(400, "This form was missing its security token or it expired (CSRF check failed). "
                                  "Reload the page and try again; nothing was changed.")
 
-    for code in (400, 403, 404, 405, 410, 429):
+    for code in (400, 403, 404, 405, 410, 413, 429):
         app.register_error_handler(code, page_or_problem(lambda exc, code=code: render_error(
             code, getattr(exc, "description", None) if code in (400, 410) else None)))
 
