@@ -8,10 +8,11 @@ EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 # Long opaque strings (bearer tokens, keys, JWTs) are replaced, not shown.
 TOKEN_RE = re.compile(r"[A-Za-z0-9_\-\.=+/]{32,}")
 SECRET_KEY_RE = re.compile(r"(secret|password|token|authorization|cookie|credential|api[_-]?key)", re.I)
-# Keys that name a secret-bearing thing without holding its secret: an API token's id,
-# name and prefix (tokens.token_label). Their values are still sanitized like any other.
-LABEL_KEYS = frozenset({"api_token"})
 REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+# How audit rows name an API token (``tokens.token_label``): id, name and the public prefix,
+# never the secret. Kept under its keys, which would otherwise read as secret-looking.
+TOKEN_LABEL_KEYS = ("api_token",)
+TOKEN_LABEL_FIELDS = frozenset({"id", "name", "prefix"})
 
 
 def safe_message(text: str | None, limit: int = 200) -> str:
@@ -31,7 +32,7 @@ def safe_metadata(value, depth: int = 0):
         return "[truncated]"
     if isinstance(value, dict):
         return {
-            str(k)[:60]: ("[redacted]" if SECRET_KEY_RE.search(str(k)) and not (k in LABEL_KEYS and isinstance(v, dict))
+            str(k)[:60]: ("[redacted]" if SECRET_KEY_RE.search(str(k)) and not _is_token_label(k, v)
                           else safe_metadata(v, depth + 1))
             for k, v in list(value.items())[:50]
         }
@@ -42,3 +43,7 @@ def safe_metadata(value, depth: int = 0):
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return safe_message(str(value), 200)
+
+
+def _is_token_label(key, value) -> bool:
+    return key in TOKEN_LABEL_KEYS and isinstance(value, dict) and bool(value) and set(value) <= TOKEN_LABEL_FIELDS

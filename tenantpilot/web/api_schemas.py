@@ -6,10 +6,13 @@ database error.
 """
 from __future__ import annotations
 
+import base64
+import re
+
 import marshmallow as ma
 from marshmallow import validate
 
-from .inputs import ID_MAX, has_control_chars
+from .inputs import ID_MAX, has_control_chars, parse_int
 
 
 def _no_control_chars(value: str) -> None:
@@ -65,7 +68,7 @@ def run_summary(run) -> dict:
 
     return {
         "id": run.id, "operation_type": run.type,
-        "label": (run.context or {}).get("operation_label") or run.operation_type,
+        "label": (run.context or {}).get("operation_label") or run.type,
         "status": run.status, "outcome": run.outcome,
         "scope": ((run.context or {}).get("scope") or {}).get("kind") or "",
         "workspace_id": run.workspace_id, "tenant_id": run.tenant_id,
@@ -75,3 +78,58 @@ def run_summary(run) -> dict:
         "completed_at": iso_utc(run.completed_at) if run.completed_at else None,
         "url": f"/system/api/v1/runs/{run.id}",
     }
+
+
+# --- query strings: ids, page sizes and cursors -------------------------------------------
+
+
+class _AsciiInt(ma.fields.Integer):
+    """An integer from a query string: ASCII digits only (``int()`` also takes "١٢")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and not _ASCII_DIGITS.fullmatch(value.strip()):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+
+
+def QueryId(**kw) -> ma.fields.Integer:
+    return _AsciiInt(validate=validate.Range(min=1, max=ID_MAX), **kw)
+
+
+def Limit(default: int = DEFAULT_LIMIT) -> ma.fields.Integer:
+    return _AsciiInt(load_default=default, validate=validate.Range(min=1, max=MAX_LIMIT),
+                     metadata={"description": f"Items per page, 1–{MAX_LIMIT}."})
+
+
+def Cursor() -> ma.fields.String:
+    return Text(max_length=100, load_default=None, allow_none=True,
+                metadata={"description": "The `next_cursor` of the previous page (opaque)."})
+
+
+_CURSOR_PREFIX = "k1:"
+
+
+def encode_cursor(key: int) -> str:
+    """An opaque keyset cursor: the last item's key. Clients pass it back unchanged."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{key}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> int | None:
+    """The key a cursor names, or a 400 problem for anything that is not one of ours."""
+    from .apiv1 import problem
+
+    if not raw:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+    except (ValueError, UnicodeError):
+        text = ""
+    key = parse_int(text[len(_CURSOR_PREFIX):], minimum=1) if text.startswith(_CURSOR_PREFIX) else None
+    if key is None:
+        problem(400, "bad-cursor", "Invalid cursor",
+                "This cursor is not one this API gave out; start again without it.")
+    return key

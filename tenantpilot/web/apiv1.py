@@ -13,6 +13,7 @@ ignored, which is why the API needs no CSRF token.
 """
 from __future__ import annotations
 
+import http
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,7 +241,11 @@ def _audit_forbidden(response):
 
 
 class ProblemSchema(ma.Schema):
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document. Extension members (``run_id``, ``control_key``…) are
+    allowed, as the RFC says, so the document must not forbid them."""
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = ma.fields.String(required=True, metadata={"description": "Stable problem type (urn:tenantpilot:problem:…)."})
     title = ma.fields.String(required=True)
@@ -285,6 +290,13 @@ class PlaneApi(Api):
             self.spec.tag({"name": tag, "description": blp.description})
 
     def _register_responses(self):
+        # flask-smorest names error responses by status (UNPROCESSABLE_ENTITY on every
+        # operation with @arguments): problem documents too, or the document has dangling refs.
+        for status in http.HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(status.name, {
+                    "description": status.phrase, "content": {PROBLEM_JSON: {"schema": ProblemSchema}},
+                }, lazy=True)
         # Every operation's "default" answer: a problem document, with its own media type.
         self.spec.components.response("DEFAULT_ERROR", {
             "description": "A problem (RFC 9457): 400, 401, 403, 404, 409, 415, 422, 429 or 503; `type` is stable.",

@@ -146,6 +146,22 @@ def build_query(f: dict):
     return q
 
 
+BAD_CURSOR = "This page cursor points at no audit event; start again from the newest events."
+
+
+def search(f: dict, before: int | None, limit: int) -> tuple[list, bool, str | None]:
+    """One page of events matching valid filters, newest first, after the event
+    ``before`` → (rows, more follow, error). The page and the API (``api_audit``)."""
+    q = build_query(f)
+    if before:
+        anchor = db.session.get(AuditLog, before)
+        if anchor is None:
+            return [], False, BAD_CURSOR
+        q = q.where(tuple_(AuditLog.recorded_at, AuditLog.id) < tuple_(anchor.recorded_at, anchor.id))
+    rows = db.session.scalars(q.order_by(AuditLog.recorded_at.desc(), AuditLog.id.desc()).limit(limit + 1)).all()
+    return list(rows[:limit]), len(rows) > limit, None
+
+
 def _names(model, ids) -> dict[int, str]:
     ids = {i for i in ids if i}
     if not ids:
@@ -169,18 +185,11 @@ def list_url(**filters) -> str:
 def audit_list():
     f, errors = parse_filters(request.args)
     rows, next_url = [], None
-    if not errors and f["before"]:
-        anchor = db.session.get(AuditLog, f["before"])
-        if anchor is None:
-            errors.append("This page cursor points at no audit event; start again from the newest events.")
     if not errors:
-        q = build_query(f)
-        if f["before"]:
-            q = q.where(tuple_(AuditLog.recorded_at, AuditLog.id) < tuple_(anchor.recorded_at, anchor.id))
-        rows = db.session.scalars(
-            q.order_by(AuditLog.recorded_at.desc(), AuditLog.id.desc()).limit(PAGE_SIZE + 1)).all()
-        if len(rows) > PAGE_SIZE:
-            rows = rows[:PAGE_SIZE]
+        rows, more, error = search(f, f["before"], PAGE_SIZE)
+        if error:
+            errors.append(error)
+        elif more:
             next_url = list_url(**{k: f[k] for k in FILTER_KEYS}, before=rows[-1].id)
     workspaces = _names(Workspace, [r.workspace_id for r in rows] + [f["workspace"]])
     tenants = _names(Tenant, [r.tenant_id for r in rows] + [f["tenant"]])

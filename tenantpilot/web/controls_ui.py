@@ -39,18 +39,27 @@ def _control(key: str):
     return control
 
 
+def owner_names(pauses) -> dict[int, str]:
+    """Platform user id → name of whoever last set each pause."""
+    ids = {p.updated_by or p.created_by for p in pauses} - {None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(PlatformUser.id, PlatformUser.name).where(PlatformUser.id.in_(ids))).all())
+
+
+def workspace_names(ids) -> dict[int, str]:
+    ids = set(ids) - {None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Workspace.id, Workspace.name).where(Workspace.id.in_(ids))).all())
+
+
 def _card(control) -> dict:
     pauses = svc.active_pauses(control.key)
-    names = {}
-    ids = {p.updated_by or p.created_by for p in pauses} - {None}
-    if ids:
-        names = dict(db.session.execute(select(PlatformUser.id, PlatformUser.name).where(PlatformUser.id.in_(ids))).all())
+    names = owner_names(pauses)
     hist = svc.history(control.key)
-    ws_ids = {p.workspace_id for p in pauses} | {
-        e.meta.get("workspace_id") for e in hist if isinstance(e.meta, dict)}
-    ws_ids.discard(None)
-    ws_names = dict(db.session.execute(select(Workspace.id, Workspace.name).where(Workspace.id.in_(ws_ids))).all()) \
-        if ws_ids else {}
+    ws_names = workspace_names({p.workspace_id for p in pauses} | {
+        e.meta.get("workspace_id") for e in hist if isinstance(e.meta, dict)})
     rows = [{
         "activation": p,
         "scope_label": "Global" if p.scope_type == "global" else ws_names.get(p.workspace_id, f"Workspace {p.workspace_id}"),

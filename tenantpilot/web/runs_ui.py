@@ -2,6 +2,7 @@
 run's page with live progress, its tenants as CSV, cancel and retry of failed tenants."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -29,17 +30,30 @@ RUN_STATUSES = ("queued", "running", "completed")
 OUTCOMES = ("pending", "succeeded", "partially_succeeded", "failed", "cancelled")
 
 
-@bp.get("/runs")
-@platform_required("platform.ops.view")
-def runs_list():
-    args = request.args
+@dataclass
+class RunSearch:
+    """One page of the runs list: the rows, whether more follow, and the filters as
+    understood (the page shows them; a name that resolved to nothing lists nothing)."""
+
+    rows: list
+    more: bool
+    filters: dict
+    tenant_match: lookup.NameMatch
+    workspace_match: lookup.NameMatch
+
+
+def search_runs(*, type: str = "", status: str = "", outcome: str = "", tenant: int | None = None,
+                tenant_name: str = "", workspace_name: str = "", window: str = "", before: int | None = None,
+                limit: int = PAGE_SIZE) -> RunSearch:
+    """The runs list's query, newest first, keyset by id (``before``): the page and the
+    API (``api_runs``) filter the same way. Unknown status, outcome or window values are
+    ignored here; the API refuses them before."""
     q = select(OperationRun)
-    filters = {"type": args.get("type") or "", "status": args.get("status") or "",
-               "outcome": args.get("outcome") or "", "tenant": inputs.arg_int("tenant"),
-               "window": args.get("window") if args.get("window") in WINDOWS else ""}
+    filters = {"type": type or "", "status": status or "", "outcome": outcome or "", "tenant": tenant,
+               "window": window if window in WINDOWS else ""}
     # Names as operators type them; ``tenant=<id>`` stays for links from other pages.
-    tenant_match = lookup.resolve_tenants(args.get("tenant_name", ""))
-    workspace_match = lookup.resolve_workspaces(args.get("workspace_name", ""))
+    tenant_match = lookup.resolve_tenants(tenant_name or "")
+    workspace_match = lookup.resolve_workspaces(workspace_name or "")
     if filters["tenant"] and not tenant_match.active:
         tenant_match.text = db.session.scalar(select(Tenant.name).where(Tenant.id == filters["tenant"])) or ""
     if filters["type"]:
@@ -64,21 +78,31 @@ def runs_list():
     name_errors = [m.error for m in (tenant_match, workspace_match) if m.error]
     if filters["window"]:
         q = q.where(OperationRun.created_at >= utcnow() - WINDOWS[filters["window"]])
-    before = inputs.arg_int("before")
     if before:
         q = q.where(OperationRun.id < before)  # keyset: ids grow with creation time
         if filters["tenant"]:
             q = q.where(OperationRunTenant.run_id < before)  # lets the tenant index seek
     # A name that matched nothing (or too much) lists nothing: never more than was asked for.
-    rows = [] if name_errors else db.session.scalars(q.order_by(OperationRun.id.desc()).limit(PAGE_SIZE + 1)).all()
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows = [] if name_errors else db.session.scalars(q.order_by(OperationRun.id.desc()).limit(limit + 1)).all()
+    return RunSearch(list(rows[:limit]), len(rows) > limit, filters, tenant_match, workspace_match)
+
+
+@bp.get("/runs")
+@platform_required("platform.ops.view")
+def runs_list():
+    args = request.args
+    tenant, before = inputs.arg_int("tenant"), inputs.arg_int("before")
+    found = search_runs(type=args.get("type") or "", status=args.get("status") or "",
+                        outcome=args.get("outcome") or "", tenant=tenant,
+                        tenant_name=args.get("tenant_name", ""), workspace_name=args.get("workspace_name", ""),
+                        window=args.get("window") or "", before=before)
+    rows = found.rows
     next_args = {k: v for k, v in args.items() if k != "before"}
-    return render_template("system/runs.html", runs=rows, filters=filters, types=sorted(registry().operation_types),
-                           tenant_match=tenant_match, workspace_match=workspace_match,
+    return render_template("system/runs.html", runs=rows, filters=found.filters, types=sorted(registry().operation_types),
+                           tenant_match=found.tenant_match, workspace_match=found.workspace_match,
                            type_labels={k: op.label for k, op in registry().operation_types.items()},
                            statuses=RUN_STATUSES, outcomes=OUTCOMES, windows=WINDOWS,
-                           next_url=url_for("runs.runs_list", **next_args, before=rows[-1].id) if more else None,
+                           next_url=url_for("runs.runs_list", **next_args, before=rows[-1].id) if found.more else None,
                            first_url=url_for("runs.runs_list", **next_args) if before else None)
 
 
@@ -93,17 +117,25 @@ def _run_or_404(run_id: int) -> OperationRun:
 TENANT_PAGE = 100
 
 
+def tenant_results(run_id: int, status: str = "", after: int = 0, limit: int | None = None) -> list:
+    """A run's tenant results as (OperationRunTenant, tenant name, external id) rows by
+    tenant id, keyset after ``after``: the run page, its CSV and the API read the same rows.
+    With ``limit``, up to ``limit + 1`` rows (the extra one says that more follow)."""
+    q = (select(OperationRunTenant, Tenant.name, Tenant.external_id)
+         .join(Tenant, Tenant.id == OperationRunTenant.tenant_id).where(OperationRunTenant.run_id == run_id))
+    if status:
+        q = q.where(OperationRunTenant.status == status)
+    if after:
+        q = q.where(OperationRunTenant.tenant_id > after)
+    q = q.order_by(OperationRunTenant.tenant_id)
+    return db.session.execute(q if limit is None else q.limit(limit + 1)).all()
+
+
 def _detail_context(run: OperationRun) -> dict:
     """Everything the run page shows; the live fragment re-renders the same parts."""
     status_filter = request.args.get("tenant_status") or ""
-    q = (select(OperationRunTenant, Tenant.name).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
-         .where(OperationRunTenant.run_id == run.id))
-    if status_filter:
-        q = q.where(OperationRunTenant.status == status_filter)
     after = inputs.arg_int("after", minimum=0) or 0
-    tenant_rows = db.session.execute(
-        q.where(OperationRunTenant.tenant_id > after).order_by(OperationRunTenant.tenant_id).limit(TENANT_PAGE + 1)
-    ).all()
+    tenant_rows = [(rt, name) for rt, name, _ in tenant_results(run.id, status_filter, after, TENANT_PAGE)]
     more = len(tenant_rows) > TENANT_PAGE
     tenant_rows = tenant_rows[:TENANT_PAGE]
     by_status = dict(db.session.execute(
@@ -146,9 +178,7 @@ def run_progress(run_id: int):
 @platform_required("platform.ops.view")
 def run_csv(run_id: int):
     run = _run_or_404(run_id)
-    rows = db.session.execute(
-        select(OperationRunTenant, Tenant.name, Tenant.external_id).join(Tenant, Tenant.id == OperationRunTenant.tenant_id)
-        .where(OperationRunTenant.run_id == run.id).order_by(OperationRunTenant.tenant_id)).all()
+    rows = tenant_results(run.id)
     # One column per count the tenants reported, headed by its label: the tenant's own
     # status ("skipped": the tenant was skipped) never reads like an item count
     # ("Findings skipped (already clean)").
@@ -164,16 +194,67 @@ def run_csv(run_id: int):
                     headers={"Content-Disposition": f"attachment; filename=run-{run.id}-tenants.csv"})
 
 
+def check_can_act(run: OperationRun) -> None:
+    """Cancel and retry need the run capability and the runbook's own: 403 otherwise."""
+    runbook = registry().runbooks.get(run.type)
+    if not current_user.can("platform.runbooks.run") or (runbook and not current_user.can(runbook.capability)):
+        abort(403)
+
+
 def _run_for_action(run_id: int, *, posted: bool = True) -> OperationRun:
     """A run an operator acts on (cancel, retry): 404, 403 without the run capability and
     the runbook's own, 400 without a valid CSRF token."""
     run = _run_or_404(run_id)
-    runbook = registry().runbooks.get(run.type)
-    if not current_user.can("platform.runbooks.run") or (runbook and not current_user.can(runbook.capability)):
-        abort(403)
+    check_can_act(run)
     if posted and not EmptyForm().validate_on_submit():
         abort(400)
     return run
+
+
+def cancel_run(run: OperationRun, actor) -> bool:
+    """Cancel pending tenants (running ones finish), audited; False when the run has
+    already completed (nothing changed, nothing audited). The page and the API."""
+    from ..runs import cancel
+
+    if not cancel(run.id):
+        return False
+    audit.record("platform.ops.runs.cancel", actor=actor, target=("operation_run", run.id, run.type),
+                 summary=f"Cancelled run #{run.id}")
+    return True
+
+
+@dataclass
+class RetryRefused:
+    """Why a retry of failed tenants starts nothing: a stable slug and the page's words."""
+
+    slug: str
+    message: str
+
+
+def retry_failed(run: OperationRun, actor, source: str):
+    """Start the run's runbook again for its failed tenants only, through the start seam
+    (a child run of ``run``); audited when it started. → the seam's StartResult, or
+    RetryRefused when there is nothing to retry here."""
+    if registry().runbooks.get(run.type) is None:
+        # Only runbooks start from the platform plane; the page does not offer this.
+        return RetryRefused("not-a-runbook", "This run was started in the tenant plane; "
+                                             "its members can run it again from there.")
+    failed = list(db.session.scalars(select(OperationRunTenant.tenant_id).where(
+        OperationRunTenant.run_id == run.id, OperationRunTenant.status == "failed")))
+    if run.status != "completed" or not failed:
+        return RetryRefused("nothing-to-retry", "Only a completed run with failed tenants can be retried.")
+    scope = (run.context or {}).get("scope") or {"kind": "all_tenants"}
+    outcome = seam.start(run.type, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")),
+                         actor=actor, source=source, tenant_ids=failed, parent_run_id=run.id,
+                         context={"retry_of": run.id, "reason_code": (run.context or {}).get("reason_code"),
+                                  "reason_text": f"Retry of failed tenants of run #{run.id}"})
+    if outcome.status == "started":
+        audit.record("platform.ops.runs.retry_failed", actor=actor, target=("operation_run", outcome.run.id, run.type),
+                     summary=ngettext("Retried %(count)s failed tenant of run #%(run)s",
+                                      "Retried %(count)s failed tenants of run #%(run)s", len(failed),
+                                      count=f"{len(failed):,}", run=run.id),
+                     metadata={"parent_run_id": run.id, "tenants": len(failed)})
+    return outcome
 
 
 @bp.get("/runs/<int:run_id>/cancel")
@@ -195,14 +276,10 @@ def run_cancel_confirm(run_id: int):
 @bp.post("/runs/<int:run_id>/cancel")
 @platform_required("platform.ops.view")
 def run_cancel(run_id: int):
-    from ..runs import cancel
-
     run = _run_for_action(run_id)
     if request.form.get("confirmed") != "yes":
         return redirect(url_for("runs.run_cancel_confirm", run_id=run.id), 303)
-    if cancel(run.id):
-        audit.record("platform.ops.runs.cancel", actor=current_actor(), target=("operation_run", run.id, run.type),
-                     summary=f"Cancelled run #{run.id}")
+    if cancel_run(run, current_actor()):
         flash("Cancel requested: pending tenants will not run; running ones finish.", "info")
     else:
         flash("This run has already completed; nothing to cancel.", "info")
@@ -213,28 +290,11 @@ def run_cancel(run_id: int):
 @platform_required("platform.ops.view")
 def run_retry_failed(run_id: int):
     run = _run_for_action(run_id)
-    if registry().runbooks.get(run.type) is None:
-        # Only runbooks start from the platform plane; the page does not offer this.
-        flash("This run was started in the tenant plane; its members can run it again from there.", "warning")
+    outcome = retry_failed(run, current_actor(), "system_ui")
+    if isinstance(outcome, RetryRefused):
+        flash(outcome.message, "warning")
         return redirect(url_for("runs.run_detail", run_id=run.id))
-    failed = list(db.session.scalars(select(OperationRunTenant.tenant_id).where(
-        OperationRunTenant.run_id == run.id, OperationRunTenant.status == "failed")))
-    if run.status != "completed" or not failed:
-        flash("Only a completed run with failed tenants can be retried.", "warning")
-        return redirect(url_for("runs.run_detail", run_id=run.id))
-    scope = (run.context or {}).get("scope") or {"kind": "all_tenants"}
-    actor = current_actor()
-    outcome = seam.start(run.type, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")),
-                         actor=actor, source="system_ui", tenant_ids=failed, parent_run_id=run.id,
-                         context={"retry_of": run.id, "reason_code": (run.context or {}).get("reason_code"),
-                                  "reason_text": f"Retry of failed tenants of run #{run.id}"})
     if outcome.status == "blocked":
         return render_template("system/blocked.html", outcome=outcome, back=url_for("runs.run_detail", run_id=run.id)), 409
-    if outcome.status == "started":
-        audit.record("platform.ops.runs.retry_failed", actor=actor, target=("operation_run", outcome.run.id, run.type),
-                     summary=ngettext("Retried %(count)s failed tenant of run #%(run)s",
-                                      "Retried %(count)s failed tenants of run #%(run)s", len(failed),
-                                      count=f"{len(failed):,}", run=run.id),
-                     metadata={"parent_run_id": run.id, "tenants": len(failed)})
     flash(outcome.message, "info")
     return redirect(url_for("runs.run_detail", run_id=outcome.run.id if outcome.run else run.id))
