@@ -188,7 +188,9 @@ def audit_denied(plane: str, row: ApiToken, reason: str, detail: dict | None = N
 
     user = db.session.get(owner_model(row.plane), row.user_id)
     actor = owner_actor(row.plane, user, row) if user is not None else Actor.system("API")
-    where = {"method": request.method, "path": request.path[:200]} if has_request_context() else {}
+    # The endpoint too: a long path reads as an opaque string to the audit sanitizer.
+    where = ({"method": request.method, "path": request.path[:200], "endpoint": request.endpoint}
+             if has_request_context() else {})
     audit.record(f"{AUDIT_PREFIX[row.plane]}.api_token.denied", actor=actor, status="blocked",
                  target=("api_token", row.id, row.name), summary=f"API token “{row.name}” refused: {reason}",
                  metadata={"api_token": token_label(row), "reason": reason, **where, **(detail or {})})
