@@ -51,15 +51,17 @@ def record(
         metadata = {**(metadata or {}), "invalid_status": str(status)[:40]}
         status = "failed"
     actor = actor or Actor.system()
-    if actor.token:  # done through an API token: the row names it
-        metadata = {**(metadata or {}), "api_token": dict(actor.token)}
+    meta = safe_metadata(metadata or {})
+    if actor.token:  # done through an API token: the row names it (after the redaction,
+        # whose secret-key rule would hide a key called "api_token"; the label holds no secret)
+        meta["api_token"] = {k: safe_metadata(v) for k, v in dict(actor.token).items()}
     target_type, target_id, target_label = target or (None, None, None)
     fields = dict(
         action=action, actor_type=actor.kind, actor_id=actor.id, actor_name=actor.name, actor_email=actor.email,
         workspace_id=workspace_id, tenant_id=tenant_id, target_type=target_type,
         target_id=None if target_id is None else str(target_id),
         target_label=None if target_label is None else safe_message(target_label, 200),
-        status=status, summary=safe_message(summary, 500), meta=safe_metadata(metadata or {}),
+        status=status, summary=safe_message(summary, 500), meta=meta,
         ip=request.remote_addr if has_request_context() else None,
         user_agent=(request.user_agent.string or "")[:300] if has_request_context() else None,
         recorded_at=utcnow(), event_uid=uuid.uuid4().hex,

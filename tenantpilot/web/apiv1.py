@@ -119,7 +119,7 @@ def problem_response(exc: HTTPException):
     response.mimetype = PROBLEM_JSON
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="tenantpilot"'
-    for name, value in (getattr(exc, "data", None) or {}).get("headers", {}).items():
+    for name, value in ((getattr(exc, "data", None) or {}).get("headers") or {}).items():  # webargs sends None
         response.headers[name] = value
     if status == 429 and "Retry-After" not in response.headers:
         response.headers["Retry-After"] = str(getattr(g, "api_retry_after", 60))
