@@ -104,8 +104,9 @@ def list_findings(tenant_id: int, query: dict):
 @bp.response(201, BackfillSchema, description="Started.")
 @bp.alt_response(200, schema=BackfillSchema, description="Already queued: the active run (deduped).")
 def backfill(tenant_id: int):
-    """Start "Backfill findings lifecycle" for this tenant, as the page's header action:
-    403 without tenant.manage, 409 `paused` when the control is paused (nothing started)."""
+    """Start "Backfill findings lifecycle" for this tenant, as the page's header action.
+
+    403 without tenant.manage; 409 `paused` when the control is paused (nothing started)."""
     result = start_backfill(tenant_id, "api")
     if result.status == "blocked":
         api_problem(409, "paused", result.extra.get("title") or "Paused", result.message,

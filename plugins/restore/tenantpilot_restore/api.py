@@ -103,8 +103,10 @@ def _page_url(tenant_id: int, restore_run_id: int) -> str:
 @bp.arguments(SelectionSchema)
 @bp.response(201, DryRunSchema)
 def dry_run(tenant_id: int, body: dict):
-    """Record a dry run: the safety checks (a failed one is a 409 `safety-check-failed`),
-    then each item's backup payload against the provider's current state. Applies nothing."""
+    """Record a dry run: each item's backup payload against the provider's current state.
+
+    The wizard's safety checks first (a failed one is a 409 `safety-check-failed`). Applies
+    nothing; 403 without tenant.manage + restore.execute."""
     _require_restore_capability()
     backup, items = _selection(tenant_id, body)
     checks = service.safety_checks(g.tenant, backup, items)
@@ -128,9 +130,11 @@ def dry_run(tenant_id: int, body: dict):
 @bp.response(201, ExecuteResultSchema, description="Started.")
 @bp.alt_response(200, schema=ExecuteResultSchema, description="Already queued: the active restore (deduped).")
 def execute(tenant_id: int, body: dict):
-    """Execute restore: the tenant's name typed exactly (else 422 naming `confirmation`),
-    then the start seam: 409 `paused` when the restore.execute control is paused (nothing
-    is created and the provider is not called)."""
+    """Execute restore: apply the backup's items to the tenant through its provider.
+
+    The tenant's name typed exactly (else 422 naming `confirmation`), then the start seam:
+    409 `paused` when the restore.execute control is paused (nothing is created and the
+    provider is not called); 403 without tenant.manage + restore.execute."""
     _require_restore_capability()
     backup, items = _selection(tenant_id, body)
     if body["confirmation"].strip() != g.tenant.name:

@@ -83,8 +83,9 @@ def pack_view(pack, now=None) -> dict:
 @bp.alt_response(200, schema=RequestResultSchema,
                  description="Not generated again: an identical ready pack (reused) or the queued one (deduped).")
 def request_pack(tenant_id: int, body: dict):
-    """Request a review pack: 403 without review_packs.generate, 409 on an archived tenant;
-    otherwise a new, reused or already queued pack (as the Review packs page)."""
+    """Request a review pack, as the Review packs page: new, reused or already queued.
+
+    403 without review_packs.generate; 409 `tenant-archived` on an archived tenant."""
     if service.CAPABILITY not in g.membership.capabilities:
         api_problem(403, detail=f"Requesting review packs needs the capability {service.CAPABILITY}.")
     if g.tenant.status != "active":

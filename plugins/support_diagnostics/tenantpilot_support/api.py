@@ -44,7 +44,8 @@ class BundleSchema(ma.Schema):
 @bp.arguments(OpenSchema)
 @bp.response(201, BundleSchema)
 def open_diagnostics(tenant_id: int, body: dict):
-    """Open support diagnostics: build the sanitized bundle and record the opening (audit + telemetry).
+    """Open support diagnostics: the sanitized bundle, with the opening recorded (audit + telemetry).
+
     404 for non-members and another tenant's run, 403 without support.diagnostics."""
     run, _back = run_and_back(tenant_id, body["operation_run_id"])
     data, event = record_opening(g.tenant, run, SURFACE)
