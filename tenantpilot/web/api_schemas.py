@@ -63,8 +63,13 @@ class RunSummarySchema(ma.Schema):
     url = ma.fields.String(required=True, metadata={"description": "This run in the API."})
 
 
-def run_summary(run) -> dict:
+def run_summary(run, plane: str = "system") -> dict:
+    """A run as every endpoint shows it; ``url`` is the run in ``plane``'s API (the tenant
+    plane's is under the run's tenant, where a tenant token can read it)."""
     from ..timeutil import iso_utc
+
+    url = (f"/admin/api/v1/tenants/{run.tenant_id}/runs/{run.id}" if plane == "admin" and run.tenant_id
+           else f"/system/api/v1/runs/{run.id}")
 
     return {
         "id": run.id, "operation_type": run.type,
@@ -76,7 +81,7 @@ def run_summary(run) -> dict:
         "tenants_failed": run.tenants_failed, "tenants_skipped": run.tenants_skipped,
         "created_at": iso_utc(run.created_at), "started_at": iso_utc(run.started_at) if run.started_at else None,
         "completed_at": iso_utc(run.completed_at) if run.completed_at else None,
-        "url": f"/system/api/v1/runs/{run.id}",
+        "url": url,
     }
 
 

@@ -1,16 +1,18 @@
 """/admin/api/v1/tenants: the tenants a tenant-plane token can reach (the tenant list
-of /admin, every workspace of the owner), and one tenant by id (404 for non-members, as
-the pages)."""
+of /admin, every workspace of the owner), one tenant by id (404 for non-members, as
+the pages), and one operation run of a tenant (the tenant run page), where the runs that
+plugins' endpoints start point their ``url``."""
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import g
+from flask import abort, g
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Membership, Tenant, Workspace
+from ..models import Membership, OperationRun, Tenant, Workspace
 from ..planes import tenant_required
+from .api_schemas import RunSummarySchema, run_summary
 from .apiv1 import Blueprint
 
 bp = Blueprint("api_tenants", __name__, url_prefix="/tenants", tag="Tenants",
@@ -57,3 +59,30 @@ def list_tenants():
 def get_tenant(tenant_id: int):
     """One tenant (404 when the owner is not a member of its workspace)."""
     return tenant_view(g.tenant, g.tenant.workspace, g.membership)
+
+
+class RunFailureSchema(ma.Schema):
+    reason_code = ma.fields.String(allow_none=True)
+    message = ma.fields.String(allow_none=True)
+
+
+class TenantRunSchema(RunSummarySchema):
+    initiator_name = ma.fields.String(allow_none=True, metadata={"description": "Who started it (null: the system)."})
+    summary_counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    failures = ma.fields.List(ma.fields.Nested(RunFailureSchema), required=True,
+                              metadata={"description": "Sanitized failures: stable reason code and a short message."})
+
+
+@bp.route("/<int:tenant_id>/runs/<int:run_id>", methods=["GET"])
+@tenant_required("tenant.view")
+@bp.response(200, TenantRunSchema)
+def get_tenant_run(tenant_id: int, run_id: int):
+    """One operation run of this tenant, as its run page shows it (404 for another tenant's run)."""
+    run = db.session.get(OperationRun, run_id)
+    if run is None or run.tenant_id != tenant_id:
+        abort(404)
+    counts = {str(k): v for k, v in (run.summary_counts or {}).items() if isinstance(v, int) and not isinstance(v, bool)}
+    failures = [{"reason_code": f.get("reason_code"), "message": f.get("message")}
+                for f in (run.failure_summary or []) if isinstance(f, dict)]
+    return {**run_summary(run, "admin"), "initiator_name": run.initiator_name, "summary_counts": counts,
+            "failures": failures}

@@ -1,12 +1,12 @@
 """The findings plugin: the Finding model (own migration branch), the tenant findings
-page (a "Findings" tab on every tenant page), and the "Findings lifecycle backfill" runbook with its control key, CLI command and
-demo data."""
+page (a "Findings" tab on every tenant page) and its API (``api``), and the "Findings
+lifecycle backfill" runbook with its control key, CLI command and demo data."""
 from __future__ import annotations
 
 from tenantpilot.api import ControlKey, Runbook, Setting, TenantCapability, TenantPage
 from tenantpilot.sdk import db, hookimpl
 
-from . import backfill
+from . import api, backfill
 from . import models  # noqa: F401  (puts the findings table on the shared metadata)
 from .views import bp as admin_bp
 
@@ -69,6 +69,10 @@ def tenantpilot_register_control_keys(app):
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
     return admin_bp if plane == "admin" else None
+
+
+# The API hook lives with its endpoints in api.py; pluggy registers this module only.
+tenantpilot_register_api_blueprints = api.tenantpilot_register_api_blueprints
 
 
 @hookimpl

@@ -39,6 +39,13 @@ def start_message(result) -> str:
     return result.message
 
 
+def start_backfill(tenant_id: int, source: str):
+    """The tenant's backfill as the signed-in member (page and API): the start seam
+    decides (membership, `tenant.manage`, the token's share, the control)."""
+    return start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=Actor.human(current_user),
+                           source=source)
+
+
 def _filters() -> tuple[dict, list[str]]:
     chosen, errors = {}, []
     for name, allowed in FILTERS.items():
@@ -62,18 +69,19 @@ def _cursor(name: str, errors: list[str]) -> int | None:
     return value
 
 
-def _page(tenant_id: int, chosen: dict, before: int | None, after: int | None):
+def page_of(tenant_id: int, chosen: dict, before: int | None, after: int | None, limit: int = PAGE_SIZE):
     """Keyset pagination, newest first: `before` = ids below (Older), `after` = ids
-    above (Newer). Served by the (tenant_id, id) / (tenant_id, status, id) indexes."""
+    above (Newer). Served by the (tenant_id, id) / (tenant_id, status, id) indexes.
+    The page and the API (``api.list_findings``) both read through here."""
     where = [Finding.tenant_id == tenant_id] + [getattr(Finding, k) == v for k, v in chosen.items()]
     q = select(Finding).where(*where)
     if after is not None:
-        rows = db.session.scalars(q.where(Finding.id > after).order_by(Finding.id.asc()).limit(PAGE_SIZE)).all()
+        rows = db.session.scalars(q.where(Finding.id > after).order_by(Finding.id.asc()).limit(limit)).all()
         rows.reverse()
     else:
         if before is not None:
             q = q.where(Finding.id < before)
-        rows = db.session.scalars(q.order_by(Finding.id.desc()).limit(PAGE_SIZE)).all()
+        rows = db.session.scalars(q.order_by(Finding.id.desc()).limit(limit)).all()
     older = newer = False
     if rows:
         older = db.session.scalar(select(exists().where(*where, Finding.id < rows[-1].id)))
@@ -89,7 +97,7 @@ def _render(tenant_id: int, *, feedback=None, status: int = 200):
     if errors:
         rows, older, newer, total = [], False, False, 0
     else:
-        rows, older, newer, total = _page(tenant_id, chosen, before, after)
+        rows, older, newer, total = page_of(tenant_id, chosen, before, after)
     can_backfill = "tenant.manage" in membership.capabilities and tenant.status == "active"
     last_backfill = db.session.scalars(
         select(OperationRun).where(OperationRun.tenant_id == tenant_id, OperationRun.type == KEY)
@@ -118,8 +126,7 @@ def backfill(tenant_id: int):
     """Start the backfill for this tenant through the start seam. The seam checks the
     membership and `tenant.manage` again (403 for an operator, before any pause), then
     the control: a pause answers 409 with the paused message and creates nothing."""
-    result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant_id), actor=Actor.human(current_user),
-                        source="tenant_ui")
+    result = start_backfill(tenant_id, "tenant_ui")
     if result.status in ("forbidden", "not_found"):
         abort(result.http_status)
     if result.ok:

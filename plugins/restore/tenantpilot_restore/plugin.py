@@ -1,13 +1,13 @@
 """The restore plugin (SPEC 5): backups captured from a tenant's provider, restore runs
-with the create wizard, and the "Restore execution" operational control that gates
-"Execute restore" (SPEC 4)."""
+with the create wizard and its API (``api``: dry run, execute), and the "Restore
+execution" operational control that gates "Execute restore" (SPEC 4)."""
 from __future__ import annotations
 
 from tenantpilot.api import ControlKey, OperationType, TenantCapability, TenantPage
 from tenantpilot.sdk import hookimpl
 
 from . import models  # noqa: F401  (puts the restore tables on the shared metadata)
-from . import service
+from . import api, service
 from .views import bp as admin_bp
 
 __version__ = "0.2.0"
@@ -51,6 +51,10 @@ def tenantpilot_register_operation_types(app):
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
     return admin_bp if plane == "admin" else None
+
+
+# The API hook lives with its endpoints in api.py; pluggy registers this module only.
+tenantpilot_register_api_blueprints = api.tenantpilot_register_api_blueprints
 
 
 @hookimpl

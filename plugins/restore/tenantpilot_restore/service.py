@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask import abort
 from flask_babel import ngettext
 from sqlalchemy import bindparam, func, insert, select, update
 
@@ -218,6 +219,26 @@ def blocking(checks: list[Check]) -> bool:
     return any(c.status == "fail" for c in checks)
 
 
+# --- selection (the wizard's and the API's) ----------------------------------------------
+
+def backup_or_404(tenant_id: int, backup_set_id) -> BackupSet:
+    backup = db.session.get(BackupSet, backup_set_id) if isinstance(backup_set_id, int) else None
+    if backup is None or backup.tenant_id != tenant_id:
+        abort(404)
+    return backup
+
+
+def selected_items(backup: BackupSet, scope: str, item_ids: list[int]) -> list[BackupItem]:
+    q = select(BackupItem).where(BackupItem.backup_set_id == backup.id).order_by(BackupItem.id)
+    if scope == "all":
+        return list(db.session.scalars(q))
+    wanted = set(item_ids)
+    items = list(db.session.scalars(q.where(BackupItem.id.in_(wanted))))
+    if len(items) != len(wanted):
+        abort(404)  # an item of another backup set or tenant: do not say which exists
+    return items
+
+
 # --- dry run and execute ---------------------------------------------------------------
 
 def _items_digest(item_ids: list[int]) -> str:
@@ -247,7 +268,7 @@ def record_dry_run(tenant: Tenant, backup: BackupSet, items: list[BackupItem], s
 
 
 def start_restore(tenant: Tenant, backup: BackupSet, items: list[BackupItem], scope: str, user,
-                  rerun_of: RestoreRun | None = None):
+                  rerun_of: RestoreRun | None = None, source: str = "tenant_ui"):
     """Execute restore through the start seam. The control is evaluated first; when it
     blocks, nothing below runs: no RestoreRun, no OperationRun, no job, no provider call.
     Returns (StartResult, RestoreRun | None)."""
@@ -276,7 +297,7 @@ def start_restore(tenant: Tenant, backup: BackupSet, items: list[BackupItem], sc
 
     selection = {"backup_set_id": backup.id, "selected_item_count": len(items)}
     result = start_operation(
-        EXECUTE_KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source="tenant_ui",
+        EXECUTE_KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source=source,
         identity_inputs={"backup_set_id": backup.id, "items": _items_digest(item_ids)},
         context={"backup_set_id": backup.id, "selected_item_count": len(items), "restore_scope": scope,
                  "rerun_of": rerun_of.id if rerun_of else None, "blocked_metadata": selection},

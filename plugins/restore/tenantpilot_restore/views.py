@@ -69,28 +69,10 @@ def _require_restore_capability():
         abort(403)
 
 
-def _backup_or_404(tenant_id: int, backup_set_id) -> BackupSet:
-    backup = db.session.get(BackupSet, backup_set_id) if isinstance(backup_set_id, int) else None
-    if backup is None or backup.tenant_id != tenant_id:
-        abort(404)
-    return backup
-
-
-def _selected_items(backup: BackupSet, scope: str, item_ids: list[int]) -> list[BackupItem]:
-    q = select(BackupItem).where(BackupItem.backup_set_id == backup.id).order_by(BackupItem.id)
-    if scope == "all":
-        return list(db.session.scalars(q))
-    wanted = set(item_ids)
-    items = list(db.session.scalars(q.where(BackupItem.id.in_(wanted))))
-    if len(items) != len(wanted):
-        abort(404)  # an item of another backup set or tenant: do not say which exists
-    return items
-
-
 def _selection(form: SelectionForm, tenant_id: int):
     """(backup, items) of a validated form; 404 for foreign ids."""
-    backup = _backup_or_404(tenant_id, form.backup_set_id.data)
-    return backup, _selected_items(backup, form.scope.data, form.item_ids.data or [])
+    backup = service.backup_or_404(tenant_id, form.backup_set_id.data)
+    return backup, service.selected_items(backup, form.scope.data, form.item_ids.data or [])
 
 
 def _page_args(step: int, **kw) -> dict:
@@ -131,7 +113,7 @@ def capture(tenant_id: int):
 @bp.get("/t/<int:tenant_id>/backups/<int:backup_set_id>")
 @tenant_required("tenant.view")
 def backup_detail(tenant_id: int, backup_set_id: int):
-    backup = _backup_or_404(tenant_id, backup_set_id)
+    backup = service.backup_or_404(tenant_id, backup_set_id)
     return render_template("tenantpilot_restore/backup_detail.html", tenant=g.tenant, membership=g.membership,
                            backup=backup, items=backup.items, policy_types=_policy_types(tenant_id))
 
@@ -167,7 +149,7 @@ def wizard_backup(tenant_id: int):
 @tenant_required("tenant.view")
 def wizard_scope(tenant_id: int):
     _require_restore_capability()
-    backup = _backup_or_404(tenant_id, arg_int("backup_set_id"))
+    backup = service.backup_or_404(tenant_id, arg_int("backup_set_id"))
     form = SelectionForm(backup_set_id=backup.id, scope="all")
     return render_template("tenantpilot_restore/wizard_scope.html",
                            **_page_args(2, backup=backup, items=backup.items, form=form,
@@ -179,7 +161,7 @@ def wizard_scope(tenant_id: int):
 def wizard_checks(tenant_id: int):
     _require_restore_capability()
     form = SelectionForm()
-    backup = _backup_or_404(tenant_id, form.backup_set_id.data)
+    backup = service.backup_or_404(tenant_id, form.backup_set_id.data)
     if not form.validate():
         return render_template("tenantpilot_restore/wizard_scope.html",
                                **_page_args(2, backup=backup, items=backup.items, form=form,
@@ -222,8 +204,8 @@ def create(tenant_id: int):
     a dry run records the preview; otherwise Execute restore through the start seam."""
     _require_restore_capability()
     form = ConfirmForm()
-    backup = _backup_or_404(tenant_id, form.backup_set_id.data)
-    items = _selected_items(backup, form.scope.data or "all", form.item_ids.data or [])
+    backup = service.backup_or_404(tenant_id, form.backup_set_id.data)
+    items = service.selected_items(backup, form.scope.data or "all", form.item_ids.data or [])
     if not form.validate():
         return _render_confirm(form, backup, items, status=400)
     try:  # a double click or a refresh of this POST creates nothing twice

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from flask import current_app
+from flask import abort, current_app
 from flask_babel import ngettext
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
@@ -84,6 +84,13 @@ def display_status(pack: ReviewPack, now=None) -> str:
     return pack.status
 
 
+def pack_or_404(tenant_id: int, pack_id: int) -> ReviewPack:
+    pack = db.session.get(ReviewPack, pack_id)
+    if pack is None or pack.tenant_id != tenant_id:
+        abort(404)  # another tenant's pack: do not say it exists
+    return pack
+
+
 # --- request ---------------------------------------------------------------------------
 
 @dataclass
@@ -127,7 +134,7 @@ def reusable_pack(tenant_id: int, include_operations: bool, include_pii: bool, n
 
 
 def request_pack(tenant: Tenant, user, *, include_operations: bool, include_pii: bool,
-                 source_surface: str = SOURCE_SURFACE) -> RequestOutcome:
+                 source_surface: str = SOURCE_SURFACE, source: str = "tenant_ui") -> RequestOutcome:
     """Request a pack for ``tenant`` as tenant user ``user``: reuse an identical ready one,
     or start (or join, when one is already queued) a generation run. Records the telemetry
     event after a successful request, never for a refused one."""
@@ -166,8 +173,8 @@ def request_pack(tenant: Tenant, user, *, include_operations: bool, include_pii:
         created.append(pack)
 
     options = {"include_operations": include_operations, "include_pii": include_pii}
-    result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source="tenant_ui",
-                        identity_inputs=options, context=options, attach=attach)
+    result = start_operation(KEY, scope=Scope("single_tenant", tenant_id=tenant.id), actor=actor, source=source,
+                             identity_inputs=options, context=options, attach=attach)
     if result.status == "started":
         pack = created[0]
         _record(tenant, user, pack, include_operations, include_pii, source_surface)

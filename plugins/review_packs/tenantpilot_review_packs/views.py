@@ -89,13 +89,6 @@ def request_pack(tenant_id: int):
     return redirect(url_for(".review_packs", tenant_id=tenant_id))
 
 
-def _pack_or_404(tenant_id: int, pack_id: int) -> ReviewPack:
-    pack = db.session.get(ReviewPack, pack_id)
-    if pack is None or pack.tenant_id != tenant_id:
-        abort(404)  # another tenant's pack: do not say it exists
-    return pack
-
-
 def _gone():
     return render_template("errors/error.html", code=410, title="Link expired",
                            message="This download link has expired. Open the tenant's Review packs page for a "
@@ -108,7 +101,7 @@ def _gone():
 def download(tenant_id: int, pack_id: int):
     """Serve a ready pack for a valid signed link: membership first (404), then the
     token: tampered or foreign → 403, past its lifetime or the pack expired → 410."""
-    pack = _pack_or_404(tenant_id, pack_id)
+    pack = service.pack_or_404(tenant_id, pack_id)
     verdict = service.check_token(request.args.get("token", ""), pack)
     if verdict == "invalid":
         abort(403)

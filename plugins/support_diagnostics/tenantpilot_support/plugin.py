@@ -1,10 +1,12 @@
 """Support diagnostics (SPEC 5): the "Open support diagnostics" action on the tenant
 dashboard and the operation-run viewer, which builds a sanitized diagnostic bundle,
-shows it and records the audit event ``support_diagnostics.opened``; and the "Support
-diagnostics" telemetry family, whose only source is that action."""
+shows it and records the audit event ``support_diagnostics.opened`` (also in the API,
+``api``); and the "Support diagnostics" telemetry family, whose only source is that
+action."""
 from tenantpilot.api import TENANT_SURFACES, EventFamily, TenantAction, TenantCapability
 from tenantpilot.sdk import hookimpl, seed_demo_events
 
+from . import api
 from .views import bp as admin_bp
 
 __version__ = "0.1.0"
@@ -31,6 +33,10 @@ def tenantpilot_register_tenant_actions(app):
 @hookimpl
 def tenantpilot_register_blueprints(app, plane):
     return admin_bp if plane == "admin" else None
+
+
+# The API hook lives with its endpoints in api.py; pluggy registers this module only.
+tenantpilot_register_api_blueprints = api.tenantpilot_register_api_blueprints
 
 
 @hookimpl

@@ -29,7 +29,7 @@ EVENT = "product.support_diagnostics.opened"
 OPENING_LIFETIME = timedelta(hours=1)
 
 
-def _run_and_back(tenant_id: int, run_id: int | None):
+def run_and_back(tenant_id: int, run_id: int | None):
     run = None
     if run_id is not None:
         run = db.session.get(OperationRun, run_id)
@@ -46,7 +46,7 @@ def _run_and_back(tenant_id: int, run_id: int | None):
 def open_diagnostics(tenant_id: int, run_id: int | None = None):
     """POST: record one opening and redirect to its page. 404 for non-members and for a
     run of another tenant, 403 for members without ``support.diagnostics``."""
-    run, back = _run_and_back(tenant_id, run_id)
+    run, back = run_and_back(tenant_id, run_id)
     if request.method == "GET":
         return redirect(back)
     if not EmptyForm().validate_on_submit():
@@ -54,15 +54,30 @@ def open_diagnostics(tenant_id: int, run_id: int | None = None):
 
     tenant = g.tenant
     surface = "operation_run_viewer" if run else "tenant_dashboard"
+    data, event = record_opening(tenant, run, surface)
+    if event is None:  # the audit row was spooled: no opening id to redirect to; show it once
+        return _render(tenant, run, data, surface, back)
+    return redirect(url_for("support_admin.view_opening", tenant_id=tenant.id, opening_id=event.id))
+
+
+def record_opening(tenant, run, surface: str):
+    """Build the bundle and record one opening by the signed-in member (the page and the
+    API): the audit event and the telemetry event. Returns (bundle, audit row or None
+    when the row was spooled)."""
     data = bundles.build(tenant)
     metadata = {"source_surface": surface, "section_counts": bundles.section_counts(data)}
     if run:
         metadata["operation_run_id"] = run.id
+    summary = "Support diagnostics opened"
+    if run:
+        summary += f" from operation run #{run.id}"
+    elif surface == "tenant_dashboard":
+        summary += " from the tenant dashboard"
+    if surface == "api":
+        summary += " through the API"
     # No target label and a name-free summary: the tenant's name stays out of the row.
     event = record_audit(AUDIT_ACTION, actor=Actor.human(current_user), workspace_id=tenant.workspace_id,
-                         tenant_id=tenant.id, target=("tenant", tenant.id, None),
-                         summary=f"Support diagnostics opened from operation run #{run.id}" if run
-                         else "Support diagnostics opened from the tenant dashboard",
+                         tenant_id=tenant.id, target=("tenant", tenant.id, None), summary=summary,
                          metadata=metadata)
     try:  # record() never raises by contract; this guard keeps a broken recorder from costing the page
         record_event(EVENT, workspace_id=tenant.workspace_id, tenant_id=tenant.id, user_id=current_user.id,
@@ -71,9 +86,7 @@ def open_diagnostics(tenant_id: int, run_id: int | None = None):
     except Exception:
         log.exception("support diagnostics: telemetry recording raised")
         db.session.rollback()
-    if event is None:  # the audit row was spooled: no opening id to redirect to; show it once
-        return _render(tenant, run, data, surface, back)
-    return redirect(url_for("support_admin.view_opening", tenant_id=tenant.id, opening_id=event.id))
+    return data, event
 
 
 @bp.get("/t/<int:tenant_id>/support-diagnostics/<int:opening_id>")
@@ -84,7 +97,7 @@ def view_opening(tenant_id: int, opening_id: int):
     if (event is None or event.action != AUDIT_ACTION or event.tenant_id != tenant_id
             or event.actor_type != "human" or event.actor_id != current_user.id):
         abort(404)
-    run, back = _run_and_back(tenant_id, (event.meta or {}).get("operation_run_id"))
+    run, back = run_and_back(tenant_id, (event.meta or {}).get("operation_run_id"))
     if utcnow() - event.recorded_at > OPENING_LIFETIME:
         return redirect(back)
     surface = (event.meta or {}).get("source_surface", "tenant_dashboard")
