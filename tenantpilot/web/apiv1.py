@@ -13,6 +13,7 @@ ignored, which is why the API needs no CSRF token.
 """
 from __future__ import annotations
 
+import http
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +122,7 @@ def problem_response(exc: HTTPException):
     response.mimetype = PROBLEM_JSON
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="tenantpilot"'
-    for name, value in (getattr(exc, "data", None) or {}).get("headers", {}).items():
+    for name, value in ((getattr(exc, "data", None) or {}).get("headers") or {}).items():  # webargs: None
         response.headers[name] = value
     if status == 429 and "Retry-After" not in response.headers:
         response.headers["Retry-After"] = str(getattr(g, "api_retry_after", 60))
@@ -265,6 +266,14 @@ class PlaneApi(Api):
         return None
 
     def _register_responses(self):
+        # Error answers that operations reference by status name (``@bp.arguments`` adds
+        # its 422 as UNPROCESSABLE_ENTITY): problem documents. Lazy: only referenced ones
+        # appear in the document.
+        for status in http.HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(status.name, {
+                    "description": status.phrase, "content": {PROBLEM_JSON: {"schema": ProblemSchema}},
+                }, lazy=True)
         # Every operation's "default" answer: a problem document, with its own media type.
         self.spec.components.response("DEFAULT_ERROR", {
             "description": "A problem (RFC 9457): 400, 401, 403, 404, 409, 415, 422, 429 or 503; `type` is stable.",
