@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from tenantpilot.testing import api_client
 from tests.browser import ARTIFACTS, live_server
