@@ -112,8 +112,9 @@ def test_schemathesis_every_operation_of_both_planes(app, drain, request, tmp_pa
 
 def test_what_schemathesis_found_stays_fixed(app, factory):
     """Found by the run above: each document resolves every response it references (a
-    body-validating operation's 422), and a POST without a JSON body is a 422 problem
-    naming the missing field (it was an HTML 500: webargs' error carries headers=None)."""
+    body-validating operation's 422); a POST without a body is a 422 problem naming the
+    missing field (it was an HTML 500: webargs' error carries headers=None); a body that
+    is not JSON is a 415 (it read as no body at all)."""
     for plane in ("system", "admin"):
         doc = app.test_client().get(f"/{plane}/api/v1/openapi.json").get_json()
         refs = {ref.rsplit("/", 1)[1] for ref in json.dumps(doc).split('"$ref": "')[1:]
@@ -122,7 +123,10 @@ def test_what_schemathesis_found_stays_fixed(app, factory):
     assert "UNPROCESSABLE_ENTITY" in json.dumps(app.test_client().get("/system/api/v1/openapi.json").get_json())
     ops = factory.platform_user()
     api = api_client(app, "system", ops.email)
-    for body in ({}, {"content_type": "text/plain", "data": "scope"}):
-        r = api.post("/system/api/v1/runbooks/ops.pipeline_canary/preflight", **body)
-        assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
-        assert r.get_json()["errors"] == {"scope": ["Missing data for required field."]}
+    r = api.post("/system/api/v1/runbooks/ops.pipeline_canary/preflight")
+    assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+    assert r.get_json()["errors"] == {"scope": ["Missing data for required field."]}
+    # JSON sent as another type is refused as such, not read as a missing body.
+    r = api.post("/system/api/v1/runbooks/ops.pipeline_canary/preflight", content_type="text/plain",
+                 data='{"scope": {"kind": "all_tenants"}}')
+    assert r.status_code == 415 and r.get_json()["type"] == "urn:tenantpilot:problem:unsupported-media-type"

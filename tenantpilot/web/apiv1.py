@@ -225,6 +225,10 @@ def _authenticate():
     g.api_token = verified.token
     # Flask-Login's current user for this request: never the session's.
     g._login_user = TokenIdentity(verified.user, verified.token)
+    if request.content_length and not request.is_json:
+        # webargs would read a body of another type as no body at all ("scope: Missing
+        # data"), which hides the real mistake.
+        problem(415, detail="Send the body as JSON, with “Content-Type: application/json”.")
     return None
 
 
