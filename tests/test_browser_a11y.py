@@ -26,6 +26,7 @@ from tenantpilot import seam
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog, OperationRun, PlatformUser
 from tenantpilot.runs import Scope
+from tenantpilot.web.apiv1 import api_plane
 from tests.browser import chromium, live_server, screenshot, sign_in
 from tests.helpers import platform_actor
 from tests.test_browser_csp import NOT_A_PAGE, seed, shape
@@ -58,19 +59,12 @@ NOT_PAGES = {
 }
 
 
-def not_a_page(endpoint: str) -> str | None:
+def not_a_page(endpoint: str, rule: str = "") -> str | None:
     for key, why in NOT_PAGES.items():
         if endpoint == key or (key.endswith(".") and endpoint.startswith(key)):
             return why
-    return None
-
-
-def api_route(path: str) -> str | None:
-    """The JSON API of either plane answers JSON, not pages (schemathesis checks it)."""
-    from tenantpilot.web.apiv1 import api_plane
-
-    if api_plane(path) and not path.endswith("/docs"):
-        return "JSON API (tests/test_api_schemathesis.py)"
+    if api_plane(rule) and not rule.endswith("/docs"):  # the core's and every plugin's API endpoints
+        return "JSON API: documents and problems, not pages (tests/test_api_schemathesis.py checks every operation)"
     return None
 
 
@@ -116,7 +110,7 @@ def enumerate_pages(app, ids: dict) -> tuple[dict, list, list]:
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if "GET" not in rule.methods:
             continue  # POST-only: its answer is a page only through a form (the test's form steps)
-        why = not_a_page(rule.endpoint) or api_route(rule.rule)
+        why = not_a_page(rule.endpoint, rule.rule)
         plane = rule.rule.split("/")[1]
         if why is None and plane not in pages:
             why = "outside both planes" if rule.rule != "/" else None
@@ -224,7 +218,7 @@ def walk(axe, app, base: str, plane: str, urls: list[str]) -> None:
                 endpoint, _ = adapter.match(path, method="GET")
             except Exception:
                 continue  # 404 or 405: not a GET page
-            if not_a_page(endpoint):
+            if not_a_page(endpoint, path):
                 continue
         seen.add(shape(url))
         axe.visit(base + url, url)

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, g, jsonify, request
+from flask import Blueprint as FlaskBlueprint
+from flask import Flask, g, jsonify, render_template, request, url_for
 from flask_smorest import Api
 from flask_smorest import Blueprint as _SmorestBlueprint
 from werkzeug.exceptions import HTTPException
 
 from .. import tokens
 from ..extensions import csrf
+from .headers import REDOC_POLICY
 from .inputs import ID_MAX, BoundedIntConverter
 
 VERSION = "v1"
@@ -226,6 +228,10 @@ def _authenticate():
     g.api_token = verified.token
     # Flask-Login's current user for this request: never the session's.
     g._login_user = TokenIdentity(verified.user, verified.token)
+    if request.content_length and not request.is_json:
+        # webargs would read a body of another type as no body at all ("scope: Missing
+        # data"), which hides the real mistake.
+        problem(415, detail="Send the body as JSON, with “Content-Type: application/json”.")
     return None
 
 
@@ -332,6 +338,7 @@ def init_app(app: Flask, pm) -> None:
         api.spec.options["security"] = [{"bearer": []}]
         state[plane] = api
     app.extensions["tenantpilot_api"] = state
+    app.register_blueprint(_reference_pages())
     for plane in PREFIXES:
         for bp in api_core.blueprints(plane):
             register(app, plane, bp)
@@ -344,6 +351,33 @@ def register(app: Flask, plane: str, bp: Blueprint) -> None:
     """Mount an API blueprint under its plane's prefix and add it to that plane's document."""
     csrf.exempt(bp)
     app.extensions["tenantpilot_api"][plane].register_blueprint(bp, url_prefix=PREFIXES[plane] + (bp.url_prefix or ""))
+
+
+# --- the reference pages -------------------------------------------------------------------
+
+REDOC_JS = "vendor/redoc/redoc-2.5.4.standalone.js"  # see static/vendor/VERSIONS
+
+
+def _reference_pages() -> FlaskBlueprint:
+    """``api_docs.system`` (/system/api/v1/docs) and ``api_docs.admin`` (/admin/api/v1/docs):
+    each plane's OpenAPI document rendered by the vendored Redoc, public like the document
+    itself. Redoc injects <style> elements, sets style="" attributes and runs its search
+    index in a blob: worker, so these two views (and only they) carry REDOC_POLICY."""
+    bp = FlaskBlueprint("api_docs", __name__)
+
+    def make_view(plane: str):
+        def view():
+            return render_template("api_docs.html", plane=plane, title=TITLES[plane], redoc_js=REDOC_JS,
+                                   spec_url=url_for(f"{CONFIG_PREFIX[plane].lower().replace('_', '-')}-api-docs"
+                                                    ".openapi_json"))
+
+        view.talisman_view_options = {"content_security_policy": REDOC_POLICY,
+                                      "content_security_policy_nonce_in": ["script-src"]}
+        return view
+
+    for plane, prefix in PREFIXES.items():
+        bp.add_url_rule(f"{prefix}/docs", endpoint=plane, view_func=make_view(plane), methods=["GET"])
+    return bp
 
 
 def api_endpoints(app: Flask) -> list[str]:

@@ -10,6 +10,12 @@ rq-dashboard is the one exception, confined to its own URLs: its templates use
 views get ``'unsafe-eval'`` for scripts and ``'unsafe-inline'`` for styles. It is
 operator-only and renders no user-supplied markup. Its views carry the policy themselves
 (tenantpilot.web.rqdash wraps them).
+
+The API reference pages (/system/api/v1/docs, /admin/api/v1/docs) are the other one:
+Redoc (vendored) styles with injected <style> elements and style="" attributes and builds
+its search index in a worker made from a blob: URL, so those two views get
+``'unsafe-inline'`` for styles and ``blob:`` for workers; scripts stay 'self' + nonce.
+They render only our own OpenAPI documents.
 """
 from __future__ import annotations
 
@@ -28,6 +34,9 @@ BASE_POLICY = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
+# With a nonce in style-src a browser ignores 'unsafe-inline', so these views put the
+# nonce in script-src only (their talisman_view_options).
+REDOC_POLICY = {**BASE_POLICY, "style-src": "'self' 'unsafe-inline'", "worker-src": "'self' blob:"}
 RQ_DASHBOARD_POLICY = {**BASE_POLICY, "script-src": "'self' 'unsafe-eval'", "style-src": "'self' 'unsafe-inline'"}
 
 

@@ -38,7 +38,7 @@ def _page(plane: str, form: ApiTokenForm, created=None, secret=None, status=200)
         "api_tokens.html", layout=f"{plane}/layout.html", plane=plane, form=form, held=held,
         rows=[(row, tokens.state(row)) for row in tokens.tokens_of(plane, user.id)],
         created=created, secret=secret, empty_form=EmptyForm(),
-        docs_url=f"/{plane}/api/v1/docs", openapi_url=f"/{plane}/api/v1/openapi.json",
+        docs_url=url_for(f"api_docs.{plane}"), openapi_url=f"/{plane}/api/v1/openapi.json",
         action_url=url_for(f"{plane}_tokens.tokens_page")), status)
     if secret:
         response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,120 @@
+"""docs/api.md stays true: it shows docs/examples/api_walkthrough.py exactly, and that
+script, run as written (a subprocess with its two environment variables), drives a live
+server whose runs a real worker processes: an RQ worker process on Redis when the suite
+has Redis, else the embedded mode's in-process worker, as `make run` serves it."""
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tenantpilot import controls
+from tenantpilot.extensions import db
+from tenantpilot.models import AuditLog, OperationRun
+from tenantpilot.testing import api_client, backends
+from tests.browser import live_server
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = (ROOT / "docs" / "api.md").read_text()
+SCRIPT = ROOT / "docs" / "examples" / "api_walkthrough.py"
+VENDOR = ROOT / "tenantpilot" / "static" / "vendor"
+
+
+def test_the_doc_shows_the_walkthrough_script_as_it_is():
+    m = re.search(r"### `docs/examples/api_walkthrough.py`\n\n```python\n(.*?)\n```\n", DOC, re.S)
+    assert m, "docs/api.md does not show docs/examples/api_walkthrough.py"
+    assert m.group(1) == SCRIPT.read_text().rstrip()
+
+
+def test_the_doc_names_every_problem_type():
+    from tenantpilot.web.apiv1 import PROBLEMS
+
+    slugs = [slug for slug, _title in PROBLEMS.values()] + [
+        "paused", "drift", "nothing-to-do", "run-finished", "nothing-to-retry", "queue-unavailable",
+        "preflight-not-stored"]
+    missing = [s for s in slugs if f"`urn:tenantpilot:problem:{s}`" not in DOC]
+    assert missing == []
+
+
+def test_the_vendored_redoc_is_the_one_versions_names():
+    versions = (VENDOR / "VERSIONS").read_text()
+    noted = re.search(r"sha256 of redoc/(\S+):\s+([0-9a-f]{64})", versions)
+    assert noted, "VERSIONS notes no sha256 for redoc"
+    assert hashlib.sha256((VENDOR / "redoc" / noted.group(1)).read_bytes()).hexdigest() == noted.group(2)
+
+
+class _Worker:
+    """A real `flask worker` process on the app's database and Redis queues (the
+    Procfile's worker command)."""
+
+    def __init__(self, app, tmp_path):
+        env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+               "REDIS_URL": app.config["REDIS_URL"], "SECRET_KEY": app.config["SECRET_KEY"],
+               "TENANTPILOT_QUEUE_PREFIX": app.config["TENANTPILOT_QUEUE_PREFIX"],
+               "TENANTPILOT_INSTANCE_PATH": str(tmp_path / "worker-instance"), "LOG_LEVEL": "WARNING"}
+        self.log = tmp_path / "worker.log"
+        self.proc = subprocess.Popen([str(Path(sys.executable).with_name("flask")), "--app", "wsgi", "worker"],
+                                     cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def served(make_app, tmp_path):
+    """(app, base URL) of a live server with a worker."""
+    if backends().redis_url:
+        app = make_app()
+        worker = _Worker(app, tmp_path)
+    else:
+        app, worker = make_app(TENANTPILOT_EMBEDDED_WORKER=True), None
+    assert app.test_cli_runner().invoke(args=["demo", "seed"]).exit_code == 0
+    try:
+        with live_server(app) as base:
+            yield app, base
+    finally:
+        if worker:
+            worker.stop()
+
+
+def test_the_walkthrough_script_runs_as_written(served):
+    app, base = served
+    key = control = "findings.lifecycle.backfill"
+    token = api_client(app, "system", "ops@demo.test", name="walk-through").token
+    env = {**os.environ, "TENANTPILOT_URL": base, "TENANTPILOT_TOKEN": token}
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
+    out = proc.stdout
+    print(out, proc.stderr, f"({time.perf_counter() - started:.1f} s)")
+    assert proc.returncode == 0, out + proc.stderr
+
+    # What the person running it reads: the runbooks, the preflight, the start, the run's
+    # progress to the end, the control paused and then enabled again.
+    assert f"runbook {key}: Findings lifecycle backfill (control: enabled)" in out
+    assert re.search(r"^preflight \d+: [1-9]\d* to change in all tenants$", out, re.M)
+    assert re.search(r"^start: started — ", out, re.M)
+    run_id = int(re.search(r"^run (\d+) completed: succeeded$", out, re.M).group(1))
+    assert re.search(rf"^  run {run_id}: completed, (\d+)/\1 tenants \(100%\)$", out, re.M)
+    assert re.search(rf"^pause {control}: \S+ \(control paused\)$", out, re.M)
+    assert re.search(rf"^resume {control}: \S+ \(control enabled\)$", out, re.M)
+    assert out.index(f"pause {control}") < out.index(f"resume {control}")
+
+    # What the server holds afterwards: the run started by the API and completed by the
+    # worker, the control not paused, its pause and resume audited.
+    with app.app_context():
+        run = db.session.get(OperationRun, run_id)
+        assert (run.type, run.status, run.outcome) == (key, "completed", "succeeded")
+        assert run.context["source"] == "api" and run.tenants_done == run.tenants_total > 0
+        assert not controls.evaluate(control, None).paused
+        actions = list(db.session.scalars(select(AuditLog.action).where(
+            AuditLog.action.in_(("operational_control.paused", "operational_control.resumed"))).order_by(AuditLog.id)))
+        assert actions == ["operational_control.paused", "operational_control.resumed"]
