@@ -383,7 +383,8 @@ def test_resume_validation_and_bodies(app, world, api):
     assert "workspace_id" in problem_of(api.post(f"{API}/controls/{KEY}/resume", json={"scope_type": "workspace"}),
                                         422)["errors"]
     assert "scope_type" in problem_of(api.post(f"{API}/controls/{KEY}/resume", json={}), 422)["errors"]
-    problem_of(api.post(f"{API}/controls/{KEY}/resume", data="not json", content_type="text/plain"), 422)
+    wrong_type = problem_of(api.post(f"{API}/controls/{KEY}/resume", data="not json", content_type="text/plain"), 415)
+    assert wrong_type["type"] == "urn:tenantpilot:problem:unsupported-media-type"
     problem_of(api.post(f"{API}/controls/{KEY}/resume", data="{", content_type="application/json"), 400)
     assert audit_rows(app, "operational_control.resumed") == []
 
