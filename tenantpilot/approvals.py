@@ -20,7 +20,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from . import audit, runbook_starts
+from . import audit, controls, runbook_starts, seam
 from .actors import Actor
 from .extensions import db
 from .models import ApprovalRequest, AuditLog, Notification, PlatformUser
@@ -90,6 +90,22 @@ def approvers(runbook, exclude_id: int | None) -> list[PlatformUser]:
 
 
 # --- request -------------------------------------------------------------------------
+
+
+def paused_now(runbook, scope: dict, actor: Actor, source: str):
+    """A request for a paused runbook would only wait to be refused: answer it the way
+    the seam answers a paused start (same words, same blocked audit) → StartResult or None."""
+    from .runs import Scope
+
+    state = current_app.extensions["tenantpilot"]
+    op = state.registry.operation_types[runbook.key]
+    decision = controls.evaluate(op.control_key, scope.get("workspace_id"))
+    if not decision.paused:
+        return None
+    run_scope = Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id"))
+    seam._audit_blocked(op, run_scope, actor, source, decision, {})
+    title, body = seam.paused_message(seam._control_label(state, op), decision.reason)
+    return seam.StartResult("blocked", decision=decision, message=body, label=op.label, extra={"title": title})
 
 
 def request(runbook, event: AuditLog, actor: Actor, reason_code: str, reason_text: str,

@@ -2,6 +2,7 @@
 
 ``tests.guarded`` (tests/support/approval_plugin.py) is the rename runbook with the
 default approval scopes (all tenants); ``tests.rename`` has ``approval_scopes=()``."""
+import re
 import threading
 
 import pytest
@@ -12,6 +13,7 @@ from tenantpilot.approvals import ApprovalRefused
 from tenantpilot.extensions import db
 from tenantpilot.models import (ApprovalRequest, Notification, OperationalControlActivation,
                                 OperationRun, PlatformUser, Tenant)
+from tenantpilot.testing import csrf_from, post_form, run_cli, signed_in
 from tests.helpers import audit_rows, count, platform_actor
 from tests.support import approval_plugin, rename_plugin
 
@@ -283,3 +285,229 @@ def test_second_approval_after_the_first_committed_claims_nothing(app, world):
         # the conditional UPDATE itself: once one approver won, the next finds nothing pending
         assert approvals._transition(request_id, "approved", platform_actor(app, world["bob"])) is True
         assert approvals._transition(request_id, "approved", platform_actor(app, world["carol"])) is False
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+def request_through_pages(app, client, key=KEY):
+    """Operator flow: preflight all tenants → confirm with word and reason → request page."""
+    resp = post_form(client, f"/system/ops/runbooks/{key}/preflight", {"kind": "all_tenants"})
+    assert resp.status_code == 302
+    confirm_url = resp.headers["Location"]
+    return post_form(client, f"/system/ops/runbooks/{key}/confirm", {
+        "confirmation": "RENAME", "reason_code": "DATA_REPAIR", "reason_text": "Legacy names break the export"},
+        page=confirm_url)
+
+
+def approval_id_of(resp) -> int:
+    assert resp.status_code == 302, resp.status_code
+    m = re.search(r"/system/ops/approvals/(\d+)$", resp.headers["Location"])
+    assert m, resp.headers["Location"]
+    return int(m.group(1))
+
+
+def test_confirm_creates_a_request_and_the_requester_waits(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    resp = request_through_pages(app, alice)
+    request_id = approval_id_of(resp)
+    assert count(app, OperationRun) == 0
+    page = alice.get(f"/system/ops/approvals/{request_id}")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Waiting for approval" in body and "Cancel request" in body
+    assert 'data-form="approve"' not in body  # never the requester's to approve
+    assert 'data-figure="affected">4<' in body and 'data-drift="0.0"' in body
+    # the requester's own POST: refused with the words, nothing started
+    resp = post_form(alice, f"/system/ops/approvals/{request_id}/approve", {"confirmation": "RENAME"},
+                     page=f"/system/ops/approvals/{request_id}")
+    assert resp.status_code == 403 and "You cannot approve your own request." in resp.get_data(as_text=True)
+    assert count(app, OperationRun) == 0 and req_row(app, request_id).status == "pending"
+    # the nav shows the pending count; a refresh of the confirm POST starts nothing twice
+    assert 'data-approvals-pending="1"' in alice.get("/system/ops/runs").get_data(as_text=True)
+    # cancel
+    resp = post_form(alice, f"/system/ops/approvals/{request_id}/cancel", page=f"/system/ops/approvals/{request_id}")
+    assert resp.status_code == 302 and req_row(app, request_id).status == "cancelled"
+    assert len(audit_rows(app, "platform.ops.approvals.cancelled")) == 1
+
+
+def test_a_double_submitted_confirm_makes_one_request(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    resp = post_form(alice, f"/system/ops/runbooks/{KEY}/preflight", {"kind": "all_tenants"})
+    page = alice.get(resp.headers["Location"]).get_data(as_text=True)
+    from tenantpilot.testing import form_fields
+    data = {**form_fields(page, f"/system/ops/runbooks/{KEY}/confirm"), "confirmation": "RENAME",
+            "reason_code": "DATA_REPAIR", "reason_text": "Legacy names break the export"}
+    first = alice.post(f"/system/ops/runbooks/{KEY}/confirm", data=data)
+    second = alice.post(f"/system/ops/runbooks/{KEY}/confirm", data=data)
+    assert first.headers["Location"] == second.headers["Location"]
+    assert count(app, ApprovalRequest) == 1
+
+
+def test_approver_sees_both_figures_and_approves_with_the_word(app, world, drain):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    request_id = approval_id_of(request_through_pages(app, alice))
+    bob = signed_in(app, "system", "bob@example.test", "bob-password-1")
+    listing = bob.get("/system/ops/approvals").get_data(as_text=True)
+    assert f'data-approval="{request_id}"' in listing and 'data-pending-count="1"' in listing
+    url = f"/system/ops/approvals/{request_id}"
+    body = bob.get(url).get_data(as_text=True)
+    assert 'data-form="approve"' in body and 'data-form="reject"' in body and "Waiting for approval" not in body
+    assert 'data-figure="affected">4<' in body and 'data-figure="affected-now">4<' in body
+    # wrong word: next to the field, 422, nothing started
+    resp = post_form(bob, f"{url}/approve", {"confirmation": "rename"}, page=url)
+    assert resp.status_code == 422 and 'id="confirmation-error"' in resp.get_data(as_text=True)
+    assert count(app, OperationRun) == 0
+    # bad input never 500s
+    for bad in ("RE\x00NAME", "ＲＥＮＡＭＥ", "x" * 5000, ""):
+        assert post_form(bob, f"{url}/approve", {"confirmation": bad}, page=url).status_code in (400, 422)
+    resp = post_form(bob, f"{url}/approve", {"confirmation": "RENAME"}, page=url)
+    assert resp.status_code == 302 and "/system/ops/runs/" in resp.headers["Location"]
+    run_id = int(resp.headers["Location"].rstrip("/").split("/")[-1])
+    assert count(app, OperationRun) == 1
+    drain()
+    run_page = bob.get(f"/system/ops/runs/{run_id}").get_data(as_text=True)
+    assert f'data-approval-run="{request_id}"' in run_page and 'data-outcome="succeeded"' in run_page
+    assert "data-approver>" + world["bob"].name in run_page and "data-requester>" + world["alice"].name in run_page
+    assert "4 items across 4 tenants" in run_page
+    # the requester's notification leads to the run; refresh of the approve POST is harmless
+    assert len(notes(app, world["alice"], "platform.ops.approvals.approved")) == 1
+    again = post_form(bob, f"{url}/approve", {"confirmation": "RENAME"}, page=url)
+    assert again.status_code == 409 and count(app, OperationRun) == 1
+
+
+def test_approver_is_told_of_a_waiting_request_by_the_bell(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    request_id = approval_id_of(request_through_pages(app, alice))
+    bob = signed_in(app, "system", "bob@example.test", "bob-password-1")
+    [note] = notes(app, world["bob"], "platform.ops.approvals.requested")
+    resp = post_form(bob, f"/system/notifications/{note.id}/open", page="/system/notifications")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/system/ops/approvals/{request_id}")
+
+
+def test_operator_without_the_capability_gets_403_and_a_viewer_reads_only(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    request_id = approval_id_of(request_through_pages(app, alice))
+    url = f"/system/ops/approvals/{request_id}"
+    runner = signed_in(app, "system", "runner@example.test", "runner-password-1")
+    token = csrf_from(runner.get(url).get_data(as_text=True))
+    assert runner.post(f"{url}/approve", data={"csrf_token": token, "confirmation": "RENAME"}).status_code == 403
+    assert runner.post(f"{url}/reject", data={"csrf_token": token, "reason": "not now please"}).status_code == 403
+    assert runner.post(f"{url}/cancel", data={"csrf_token": token}).status_code == 403
+    viewer = signed_in(app, "system", "viewer@example.test", "viewer-password-1")
+    for page in ("/system/ops/approvals", url, "/system/ops/approvals?status=all"):
+        resp = viewer.get(page)
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 200 and 'data-form="approve"' not in body and 'data-form="reject"' not in body
+    assert f'data-approval="{request_id}"' in viewer.get("/system/ops/approvals").get_data(as_text=True)
+    token = csrf_from(viewer.get(url).get_data(as_text=True))
+    assert viewer.post(f"{url}/approve", data={"csrf_token": token, "confirmation": "RENAME"}).status_code == 403
+    assert viewer.post(f"{url}/approve", data={"confirmation": "RENAME"}).status_code == 400  # CSRF first
+    assert count(app, OperationRun) == 0 and req_row(app, request_id).status == "pending"
+    assert viewer.get("/system/ops/approvals/999999").status_code == 404
+    assert viewer.get("/system/ops/approvals/99999999999999999999").status_code == 404
+    assert viewer.get("/system/ops/approvals?status=nope").status_code == 200  # an unknown tab: the pending one
+    assert viewer.get("/system/ops/approvals?before=99999999999999999999").status_code == 400  # arg_int's rule
+    assert viewer.get("/system/ops/approvals?before=%D9%A3").status_code == 400  # non-ASCII digits
+    assert viewer.get("/system/ops/approvals?status=%00").status_code == 400  # control characters: the app-wide rule
+
+
+def test_reject_through_the_page_needs_a_reason(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    request_id = approval_id_of(request_through_pages(app, alice))
+    url = f"/system/ops/approvals/{request_id}"
+    bob = signed_in(app, "system", "bob@example.test", "bob-password-1")
+    resp = post_form(bob, f"{url}/reject", {"reason": "no"}, page=url)
+    assert resp.status_code == 422 and 'id="reason-error"' in resp.get_data(as_text=True)
+    resp = post_form(bob, f"{url}/reject", {"reason": "Freeze until Monday"}, page=url)
+    assert resp.status_code == 302 and req_row(app, request_id).status == "rejected"
+    assert count(app, OperationRun) == 0
+    body = bob.get(url).get_data(as_text=True)
+    assert "Freeze until Monday" in body and 'data-approval-status="rejected"' in body
+    assert 'data-status="rejected"' in bob.get("/system/ops/approvals?status=rejected").get_data(as_text=True)
+
+
+def test_paused_approval_page_says_so_and_keeps_the_request(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    request_id = approval_id_of(request_through_pages(app, alice))
+    with app.app_context():
+        db.session.add(OperationalControlActivation(control_key="tests.guarded", scope_type="global",
+                                                    reason_text="Incident 42"))
+        db.session.commit()
+    url = f"/system/ops/approvals/{request_id}"
+    bob = signed_in(app, "system", "bob@example.test", "bob-password-1")
+    resp = post_form(bob, f"{url}/approve", {"confirmation": "RENAME"}, page=url)
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and 'data-refusal="paused"' in body
+    assert "Guarded rename is currently paused. Incident 42" in body
+    assert req_row(app, request_id).status == "pending" and count(app, OperationRun) == 0
+
+
+def test_a_runbook_without_approval_still_starts_at_once(app, world):
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    resp = request_through_pages(app, alice, key="tests.rename")
+    assert resp.status_code == 302 and "/system/ops/runs/" in resp.headers["Location"]
+    assert count(app, ApprovalRequest) == 0
+
+
+def test_catalog_and_cli_show_which_scopes_need_approval(app, world):
+    body = signed_in(app, "system", "alice@example.test", "alice-password-1").get("/system/ops/runbooks").get_data(
+        as_text=True)
+    assert 'data-approval-scopes="all_tenants"' in body and 'data-approval-scopes=""' in body
+    out = run_cli(app, ["runbooks", "list"]).output
+    assert "tests.guarded  Guarded rename" in out and "approval: all_tenants" in out
+    assert "tests.rename  Legacy rename" in out and "approval: none" in out
+
+
+# --- CLI -------------------------------------------------------------------------------
+
+
+def test_cli_list_approve_reject(app, world, drain):
+    first, second = make_request(app, world["alice"]), make_request(app, world["alice"])
+    out = run_cli(app, ["approvals", "list"]).output
+    assert f"#{first}  [pending]" in out and f"#{second}  [pending]" in out and "alice@example.test" in out
+    own = run_cli(app, ["approvals", "approve", str(first), "--email", "alice@example.test", "--confirm", "RENAME"])
+    assert own.exit_code != 0 and "You cannot approve your own request." in own.output
+    nocap = run_cli(app, ["approvals", "approve", str(first), "--email", "runner@example.test", "--confirm", "RENAME"])
+    assert nocap.exit_code != 0 and "[forbidden]" in nocap.output
+    wrong = run_cli(app, ["approvals", "approve", str(first), "--email", "bob@example.test", "--confirm", "nope"])
+    assert wrong.exit_code != 0 and "--confirm: Type RENAME exactly" in wrong.output
+    assert run_cli(app, ["approvals", "approve", "0", "--email", "bob@example.test", "--confirm", "X"]).exit_code != 0
+    assert count(app, OperationRun) == 0
+    ok = run_cli(app, ["approvals", "approve", str(first), "--email", "bob@example.test", "--confirm", "RENAME"])
+    assert ok.exit_code == 0 and f"Request #{first} approved by bob@example.test" in ok.output
+    with app.app_context():
+        run = db.session.scalars(select(OperationRun)).one()
+        assert run.context["source"] == "cli" and run.context["approval"]["approver"]["id"] == world["bob"].id
+    bad = run_cli(app, ["approvals", "reject", str(second), "--email", "carol@example.test", "--reason", "no"])
+    assert bad.exit_code != 0 and "--reason:" in bad.output
+    ok = run_cli(app, ["approvals", "reject", str(second), "--email", "carol@example.test", "--reason", "Not this week"])
+    assert ok.exit_code == 0 and req_row(app, second).status == "rejected"
+    assert count(app, OperationRun) == 1
+    out = run_cli(app, ["approvals", "list", "--status", "all"]).output
+    assert f"#{first}  [approved]" in out and f"#{second}  [rejected]" in out
+
+
+def test_a_paused_runbook_cannot_even_be_requested(app, world):
+    with app.app_context():
+        db.session.add(OperationalControlActivation(control_key="tests.guarded", scope_type="global",
+                                                    reason_text="Incident 42"))
+        db.session.commit()
+    alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
+    resp = request_through_pages(app, alice)
+    assert resp.status_code == 409
+    assert resp.get_data(as_text=True).count("Guarded rename is currently paused. Incident 42") == 1
+    assert count(app, ApprovalRequest) == 0 and count(app, OperationRun) == 0
+    assert len(audit_rows(app, "operational_control.execution_blocked")) == 1
+
+
+def test_expired_request_page_offers_no_approval(app, world, clock):
+    request_id = make_request(app, world["alice"])
+    clock.advance(minutes=61)
+    bob = signed_in(app, "system", "bob@example.test", "bob-password-1")
+    url = f"/system/ops/approvals/{request_id}"
+    body = bob.get(url).get_data(as_text=True)
+    assert "past its expiry" in body and 'data-form="approve"' not in body
+    token = csrf_from(body)
+    resp = bob.post(f"{url}/approve", data={"csrf_token": token, "confirmation": "RENAME"})
+    assert resp.status_code == 409 and 'data-refusal="expired"' in resp.get_data(as_text=True)
+    assert req_row(app, request_id).status == "expired" and count(app, OperationRun) == 0
