@@ -172,6 +172,11 @@ def approve(request_id, actor: Actor, confirmation: str, source: str):
         _transition(req.id, "pending", None, expect="approved")
         db.session.refresh(req)
         raise ApprovalRefused("paused", outcome.message, status=409, title=outcome.extra.get("title"))
+    if outcome.status == "scope_busy":
+        # Another all-tenants run of this runbook is active: nothing started; ask again later.
+        _transition(req.id, "pending", None, expect="approved")
+        db.session.refresh(req)
+        raise ApprovalRefused("scope-busy", outcome.message + " Approve again when it has finished.", status=409)
     if outcome.run is None:  # forbidden (requester lost the capability), enqueue failed, …
         _transition(req.id, "pending", None, expect="approved")
         db.session.refresh(req)
