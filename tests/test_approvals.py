@@ -375,6 +375,18 @@ def test_approver_sees_both_figures_and_approves_with_the_word(app, world, drain
     assert again.status_code == 409 and count(app, OperationRun) == 1
 
 
+def test_a_double_submitted_approval_starts_one_run(app, world):
+    request_id = make_request(app, world["alice"])
+    url = f"/system/ops/approvals/{request_id}"
+    bob = signed_in(app, "system", "bob@example.test", "bob-password-1")
+    from tenantpilot.testing import form_fields
+    data = {**form_fields(bob.get(url).get_data(as_text=True), f"{url}/approve"), "confirmation": "RENAME"}
+    first, second = bob.post(f"{url}/approve", data=data), bob.post(f"{url}/approve", data=data)
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]  # the same run page
+    assert count(app, OperationRun) == 1 and len(audit_rows(app, "platform.ops.approvals.approved")) == 1
+
+
 def test_approver_is_told_of_a_waiting_request_by_the_bell(app, world):
     alice = signed_in(app, "system", "alice@example.test", "alice-password-1")
     request_id = approval_id_of(request_through_pages(app, alice))
@@ -511,3 +523,26 @@ def test_expired_request_page_offers_no_approval(app, world, clock):
     resp = bob.post(f"{url}/approve", data={"csrf_token": token, "confirmation": "RENAME"})
     assert resp.status_code == 409 and 'data-refusal="expired"' in resp.get_data(as_text=True)
     assert req_row(app, request_id).status == "expired" and count(app, OperationRun) == 0
+
+
+def test_a_waiting_request_goes_to_the_alert_channels_too(make_app, factory):
+    from tenantpilot import alerts
+    from tenantpilot.models import AlertDelivery
+
+    app = make_app(plugins=[rename_plugin, approval_plugin], ALERT_WEBHOOK_URL="https://hooks.example.test/x?token=s",
+                   SMTP_HOST="127.0.0.1", ALERT_EMAIL_TO="ops@example.test")
+    f = type(factory)(app)
+    f.tenant(f.workspace("Northwind"), name="legacy One")
+    alice = f.platform_user(email="alice@example.test", password="alice-password-1")
+    f.platform_user(email="bob@example.test", password="bob-password-1")
+    request_id = make_request(app, alice)
+    with app.app_context():
+        rows = db.session.scalars(select(AlertDelivery).order_by(AlertDelivery.id)).all()
+        assert [(r.event, r.destination_type, r.run_id) for r in rows] == [
+            ("platform.ops.approvals.requested", "email", None), ("platform.ops.approvals.requested", "webhook", None)]
+        payload = rows[0].payload
+        assert payload["request_id"] == request_id and payload["path"] == f"/system/ops/approvals/{request_id}"
+        assert "token" not in rows[1].destination and "alice@example.test" not in str(payload)
+        assert f"/system/ops/approvals/{request_id}" in alerts.render_text(payload)
+    page = signed_in(app, "system", "bob@example.test", "bob-password-1").get("/system/ops/alerts").get_data(as_text=True)
+    assert f"Approval request #{request_id}" in page
