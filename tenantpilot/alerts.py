@@ -98,6 +98,23 @@ def create_deliveries(run: OperationRun) -> list[int]:
     return ids
 
 
+def create_message_deliveries(event: str, payload: dict) -> list[int]:
+    """E-mail/webhook deliveries of a message that is not a run outcome (e.g. a waiting
+    approval request, ``tenantpilot.approvals``). Its caller writes the in-app
+    notifications itself (they go to specific people). ``payload`` must already be
+    sanitized and carry ``title`` and ``path``."""
+    rows = [AlertDelivery(event=event, destination_type=kind, destination=label, run_id=None,
+                          status="pending", attempts=0, payload=payload)
+            for kind, label in destinations(current_app.config) if kind != "in_app"]
+    if not rows:
+        return []
+    db.session.add_all(rows)
+    db.session.commit()
+    ids = [r.id for r in rows]
+    enqueue_deliveries(ids)
+    return ids
+
+
 def retry_intervals(config) -> list[int]:
     """ALERT_RETRY_INTERVALS as seconds: a list, or a comma-separated string ("10,60,300").
     RQ uses the i-th interval before the i-th retry (the last one repeats)."""
@@ -254,6 +271,8 @@ def _reason_text(payload: dict) -> str:
 
 def render_text(payload: dict) -> str:
     """Plain-text body (e-mail)."""
+    if "run_id" not in payload:  # a message (create_message_deliveries), not a run outcome
+        return f"TenantPilot Ops: {payload.get('event')}\n\n{payload.get('title')}\n\nOpen: {payload.get('path')}\n"
     tenants = payload.get("tenants") or {}
     counts = words.summary_rows(payload.get("type"), payload.get("counts") or {})  # labels, not keys
     lines = [
@@ -277,7 +296,7 @@ def send_email(config, payload: dict) -> None:
     if not config.get("SMTP_HOST") or not _recipients(config):
         raise LookupError("not_configured")
     msg = EmailMessage()
-    msg["Subject"] = f"[TenantPilot] {subject_line(payload)}"
+    msg["Subject"] = f"[TenantPilot] {payload['title'] if 'run_id' not in payload else subject_line(payload)}"
     msg["From"] = config.get("ALERT_EMAIL_FROM") or "tenantpilot-ops@localhost"
     msg["To"] = ", ".join(_recipients(config))
     msg.set_content(render_text(payload))

@@ -174,6 +174,10 @@ class Runbook:
     circuit_min_tenants: int | None = None  # None: the app-wide default (config)
     circuit_failure_ratio: float | None = None
     summary_labels: Mapping[str, str] = field(default_factory=dict)  # as for OperationType
+    # Four-eyes approval (tenantpilot.approvals): a runbook that changes data needs a
+    # second operator's approval for all-tenants starts unless it names its own scopes.
+    changes_data: bool = True
+    approval_scopes: tuple[str, ...] | None = None  # None: ("all_tenants",) if changes_data else ()
 
     def __post_init__(self):
         _require_key("runbook", self.key)
@@ -183,6 +187,11 @@ class Runbook:
         bad = set(self.scopes) - set(SCOPES)
         if bad or not self.scopes:
             raise DefinitionError(f"runbook {self.key!r}: unknown scopes {sorted(bad)}")
+        if self.approval_scopes is None:
+            object.__setattr__(self, "approval_scopes", ("all_tenants",) if self.changes_data else ())
+        bad = set(self.approval_scopes) - set(SCOPES)
+        if bad:
+            raise DefinitionError(f"runbook {self.key!r}: unknown approval_scopes {sorted(bad)}")
         if not self.confirmation_word or not self.confirmation_word.isupper():
             raise DefinitionError(f"runbook {self.key!r}: confirmation_word must be an upper-case word")
         for name in ("execute_tenant", "preflight"):

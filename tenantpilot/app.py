@@ -181,6 +181,9 @@ def _blueprints(app: Flask, pm) -> None:
     app.register_blueprint(system.bp, url_prefix="/system")
     app.register_blueprint(runbooks_ui.bp, url_prefix="/system/ops")
     app.register_blueprint(runs_ui.bp, url_prefix="/system/ops")
+    from .web import approvals_ui
+
+    app.register_blueprint(approvals_ui.bp, url_prefix="/system/ops")
     from .web import controls_ui
 
     app.register_blueprint(controls_ui.bp, url_prefix="/system/ops/controls")

@@ -22,6 +22,7 @@ PLATFORM_CAPABILITIES = (
     "platform.ops.view",
     "platform.runbooks.view",
     "platform.runbooks.run",
+    "platform.runbooks.approve",
     "platform.ops.controls.manage",
     "platform.audit.view",
 )

@@ -28,6 +28,7 @@ def register_commands(app) -> None:
     app.cli.add_command(runbooks_cli)
     app.cli.add_command(controls_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(approvals_cli)
 
 
 @click.command("plugins")
@@ -198,9 +199,28 @@ def serve_command(host, port):
 runbooks_cli = AppGroup("runbooks", help="Runbook operations.")
 
 
+@runbooks_cli.command("list")
+def runbooks_list():
+    """Every runbook: key, label, scopes, and which scopes need four-eyes approval."""
+    from .approvals import approval_scopes
+
+    books = current_app.extensions["tenantpilot"].registry.runbooks
+    if not books:
+        click.echo("No runbooks registered.")
+        return
+    for rb in books.values():
+        needs = approval_scopes(rb)
+        click.echo(f"{rb.key}  {rb.label}  scopes: {', '.join(rb.scopes)}  "
+                   f"approval: {', '.join(needs) if needs else 'none'}  confirm: {rb.confirmation_word}")
+
+
 @runbooks_cli.command("run-deploy")
 def run_deploy():
-    """Start every deploy runbook whose preflight finds work (Procfile `release`)."""
+    """Start every deploy runbook whose preflight finds work (Procfile `release`).
+
+    No four-eyes approval here: the deploy hook is the release process (reviewed and
+    merged code, run by the platform as the system actor), not one person's decision,
+    and nobody would be there to approve it."""
     from .actors import Actor
     from .queue import drain_embedded
     from .runs import Scope
@@ -372,3 +392,69 @@ def tokens_revoke(token_id):
     was = tokens.state(row)
     tokens.revoke(row.plane, token_id, Actor.system("CLI"))
     click.echo(f"Token #{token_id} “{row.name}” {'was already revoked' if was == 'revoked' else 'revoked'}.")
+
+
+approvals_cli = AppGroup("approvals", help="Four-eyes approval requests of runbook starts.")
+
+
+def _refused(exc) -> None:
+    flag = {"confirmation": "--confirm", "reason": "--reason"}
+    prefix = f"{flag[exc.field]}: " if exc.field in flag else ""
+    raise click.ClickException(f"{prefix}{exc.message} [{exc.slug}]")
+
+
+@approvals_cli.command("list")
+@click.option("--status", type=click.Choice(["pending", "approved", "rejected", "expired", "cancelled", "all"]),
+              default="pending", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def approvals_list(status, limit):
+    """Approval requests, newest first."""
+    from . import approvals, runbook_starts
+
+    rows, more = approvals.search(None if status == "all" else status, limit=limit)
+    if not rows:
+        click.echo(f"No {'' if status == 'all' else status + ' '}approval requests.")
+        return
+    for req in rows:
+        figures = req.preflight_result or {}
+        decided = (f" decided by {req.decided_by.email} {req.decided_at:%Y-%m-%d %H:%M}" if req.decided_by else "")
+        click.echo(f"#{req.id}  [{req.status}]  {req.runbook_key}  {runbook_starts.scope_label(req.scope)}  "
+                   f"{figures.get('affected_count', 0):,} items  by {req.requester.email}  "
+                   f"requested {req.created_at:%Y-%m-%d %H:%M}  expires {req.expires_at:%Y-%m-%d %H:%M} UTC"
+                   f"{decided}{f'  run #{req.run_id}' if req.run_id else ''}")
+    if more:
+        click.echo(f"… more; use --limit (showing {limit}).")
+
+
+@approvals_cli.command("approve")
+@click.argument("request_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--email", required=True, help="The approving platform user (never the requester).")
+@click.option("--confirm", "confirmation", required=True, help="The runbook's confirmation word.")
+def approvals_approve(request_id, email, confirmation):
+    """Approve a pending request: the run starts as the requester, the approver recorded."""
+    from . import approvals
+
+    approver = _person(email, True)
+    try:
+        req, outcome = approvals.approve(request_id, Actor.platform(approver), confirmation, "cli")
+    except approvals.ApprovalRefused as exc:
+        db.session.rollback()
+        _refused(exc)
+    click.echo(f"Request #{req.id} approved by {approver.email}: {outcome.message} (run #{outcome.run.id})")
+
+
+@approvals_cli.command("reject")
+@click.argument("request_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--email", required=True, help="The rejecting platform user (never the requester).")
+@click.option("--reason", required=True, help="Why (5-500 characters); the requester is told.")
+def approvals_reject(request_id, email, reason):
+    """Reject a pending request; nothing starts."""
+    from . import approvals
+
+    approver = _person(email, True)
+    try:
+        req = approvals.reject(request_id, Actor.platform(approver), reason, "cli")
+    except approvals.ApprovalRefused as exc:
+        db.session.rollback()
+        _refused(exc)
+    click.echo(f"Request #{req.id} rejected by {approver.email}.")

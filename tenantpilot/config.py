@@ -56,6 +56,10 @@ def from_env(instance_path: str) -> dict:
         "TENANTPILOT_WORKER_ASYNC_COMMIT": os.environ.get("TENANTPILOT_WORKER_ASYNC_COMMIT", "1") == "1",
         "TENANTPILOT_STALE_QUEUED_MINUTES": _int("TENANTPILOT_STALE_QUEUED_MINUTES", 15),
         "TENANTPILOT_BREAK_GLASS_MINUTES": _int("TENANTPILOT_BREAK_GLASS_MINUTES", 30),
+        # Four-eyes approval: pending requests expire after this; these scope kinds need
+        # approval for every runbook, on top of each runbook's own approval_scopes.
+        "TENANTPILOT_APPROVAL_EXPIRY_MINUTES": _int("TENANTPILOT_APPROVAL_EXPIRY_MINUTES", 60),
+        "TENANTPILOT_APPROVAL_REQUIRED_SCOPES": os.environ.get("TENANTPILOT_APPROVAL_REQUIRED_SCOPES", ""),
         "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS": _int(
             "TENANTPILOT_PRODUCT_USAGE_EVENT_RETENTION_DAYS", 90
         ),

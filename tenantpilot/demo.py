@@ -18,6 +18,8 @@ TENANT_ROLES = ("owner", "manager", "operator", "readonly")
 LOGINS = [
     ("Platform operator", "ops@demo.test", "demo-ops-pass", "/system"),
     ("Platform viewer", "viewer@demo.test", "demo-viewer-pass", "/system"),
+    # A second operator: four-eyes approval needs someone other than the requester.
+    ("Platform approver", "approver@demo.test", "demo-approver-pass", "/system"),
 ] + [(f"Tenant {r}", f"{r}@demo.test", f"demo-{r}-pass", "/admin") for r in TENANT_ROLES]
 
 
@@ -43,7 +45,10 @@ def seed(all_platform_capabilities: tuple[str, ...]) -> dict:
     viewer = PlatformUser(email="viewer@demo.test", name="Victor Viewer",
                           capabilities=["platform.access_system_panel", "platform.console.view"])
     viewer.set_password("demo-viewer-pass")
-    db.session.add_all([ops, viewer])
+    approver = PlatformUser(email="approver@demo.test", name="Amir Approver",
+                            capabilities=list(all_platform_capabilities))
+    approver.set_password("demo-approver-pass")
+    db.session.add_all([ops, viewer, approver])
     for role in TENANT_ROLES:
         user = User(email=f"{role}@demo.test", name=f"{role.title()} Demo")
         user.set_password(f"demo-{role}-pass")

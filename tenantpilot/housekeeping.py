@@ -1,7 +1,7 @@
 """Core plugin: periodic housekeeping of the run ledger."""
 from __future__ import annotations
 
-from . import idempotency, outbox, sessions
+from . import approvals, idempotency, outbox, sessions
 from .api import ScheduledJob
 from .control_service import run_expiry_job
 from .hookspecs import hookimpl
@@ -31,6 +31,8 @@ def tenantpilot_register_scheduled_jobs(app):
         ScheduledJob("ops.replay_spool", interval_seconds=15, func=replay_spools),
         # After-commit effects a dead process left undelivered, or due for a retry.
         ScheduledJob("ops.deliver_outbox", interval_seconds=10, func=outbox.deliver_due),
+        # Four-eyes approval requests nobody decided in time (audited, requester told).
+        ScheduledJob("ops.expire_approval_requests", interval_seconds=60, func=approvals.expire_due),
         # Used confirm-form tokens older than a day.
         ScheduledJob("ops.prune_idempotency_keys", interval_seconds=3600, func=idempotency.prune),
         # Sign-in sessions that can no longer be used (revoked, idle, too old).

@@ -306,8 +306,37 @@ class Notification(db.Model):
     title: Mapped[str] = mapped_column(db.String(200))
     body: Mapped[str | None] = mapped_column(db.String(500))
     run_id: Mapped[int | None] = mapped_column(db.ForeignKey("operation_runs.id"))
+    # Where an approval notification leads (tenantpilot.approvals); None otherwise.
+    approval_request_id: Mapped[int | None] = mapped_column(db.ForeignKey("approval_requests.id"))
     created_at = mapped_column(db.DateTime, default=utcnow, nullable=False)
     read_at = mapped_column(db.DateTime, nullable=True)
+
+
+class ApprovalRequest(db.Model):
+    """Four-eyes approval of a runbook start (``tenantpilot.approvals``): the stored
+    preflight is the thing approved. Status transitions are conditional UPDATEs in the
+    service, so two approvers at once give one run."""
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (Index("ix_approval_requests_status_created", "status", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    runbook_key: Mapped[str] = mapped_column(db.String(100))
+    scope: Mapped[dict] = mapped_column(JSON, default=dict)
+    preflight_audit_id: Mapped[int] = mapped_column()
+    preflight_result: Mapped[dict] = mapped_column(JSON, default=dict)
+    reason_code: Mapped[str] = mapped_column(db.String(40))
+    reason_text: Mapped[str] = mapped_column(db.String(500), default="")
+    requester_id: Mapped[int] = mapped_column(db.ForeignKey("platform_users.id"), index=True)
+    status: Mapped[str] = mapped_column(db.String(20), default="pending")  # pending|approved|rejected|expired|cancelled
+    created_at = mapped_column(db.DateTime, default=utcnow, nullable=False, index=True)
+    expires_at = mapped_column(db.DateTime, nullable=False)
+    decided_at = mapped_column(db.DateTime, nullable=True)
+    decided_by_id: Mapped[int | None] = mapped_column(db.ForeignKey("platform_users.id"))
+    decision_reason: Mapped[str | None] = mapped_column(db.String(500))
+    run_id: Mapped[int | None] = mapped_column(db.ForeignKey("operation_runs.id"))
+    source: Mapped[str] = mapped_column(db.String(20), default="system_ui")  # system_ui | cli | api
+    requester = relationship("PlatformUser", foreign_keys=[requester_id])
+    decided_by = relationship("PlatformUser", foreign_keys=[decided_by_id])
 
 
 class AlertDelivery(db.Model):

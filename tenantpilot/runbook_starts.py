@@ -136,14 +136,16 @@ def drift(runbook, scope: dict, before: dict) -> str | None:
     return None
 
 
-def start(runbook, event: AuditLog, actor: Actor, reason_code: str, reason_text: str, source: str):
-    """Start from a stored preflight through the start seam; audited when it started."""
+def start(runbook, event: AuditLog, actor: Actor, reason_code: str, reason_text: str, source: str,
+          extra_context: dict | None = None):
+    """Start from a stored preflight through the start seam; audited when it started.
+    ``extra_context`` joins the run context (an approved request names its approver)."""
     scope, result = event.meta["scope"], event.meta["result"]
     outcome = seam.start(
         runbook.key, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")), actor=actor,
         source=source,
         context={"runbook": runbook.key, "preflight": result, "preflight_audit_id": event.id,
-                 "reason_code": reason_code, "reason_text": reason_text},
+                 "reason_code": reason_code, "reason_text": reason_text, **(extra_context or {})},
     )
     if outcome.status == "started":
         audit.record("platform.ops.runbooks.start", actor=actor, workspace_id=scope.get("workspace_id"),
@@ -151,5 +153,7 @@ def start(runbook, event: AuditLog, actor: Actor, reason_code: str, reason_text:
                      summary=f"Started {runbook.label} for {scope_label(scope)}",
                      metadata={"runbook": runbook.key, "scope": scope, "reason_code": reason_code,
                                "reason_text": reason_text, "break_glass": actor.break_glass,
-                               "preflight_audit_id": event.id, "source": source})
+                               "preflight_audit_id": event.id, "source": source,
+                               **({"approval_request_id": extra_context["approval"]["request_id"]}
+                                  if extra_context and "approval" in extra_context else {})})
     return outcome

@@ -22,7 +22,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from sqlalchemy import select
 
-from tenantpilot import seam
+from tenantpilot import approvals, runbook_starts, seam
+from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
 from tenantpilot.models import AuditLog, OperationRun, PlatformUser
 from tenantpilot.runs import Scope
@@ -92,11 +93,13 @@ def url_values(app, ids: dict) -> tuple[dict, dict]:
         "support_admin.open_diagnostics": [{"tenant_id": ids["tenant"]},
                                            {"tenant_id": ids["tenant"], "run_id": tenant_runs[-1]}],
         "audit_ui.audit_detail": [{"event_id": e} for e in ids["audit_events"]],
+        "approvals.approval_detail": [{"approval_id": ids["approval"]}],
     }
     by_param = {
         "tenant_id": ids["tenant"], "backup_set_id": ids["backup"], "restore_run_id": ids["restore_run"],
         "report_id": ids["roles_report"], "draft_id": ids["draft"], "run_id": ids["failed_run"],
         "opening_id": ids["opening"], "event_id": ids["audit_events"][0],
+        "approval_id": ids["approval"],
     }
     return by_endpoint, by_param
 
@@ -191,6 +194,14 @@ def extra_seed(app, ids: dict) -> None:
                              source="system_ui", context={"reason_code": "SUPPORT", "reason_text": "a11y"})
         assert started.ok, started.message
         ids["ops_run"] = started.run.id
+        # A pending four-eyes request by the second operator: the operator walking the
+        # pages sees it with its approve and reject forms.
+        approver = db.session.scalar(select(PlatformUser).filter_by(email="approver@demo.test"))
+        backfill = app.extensions["tenantpilot"].registry.runbooks["findings.lifecycle.backfill"]
+        actor = Actor.platform(approver)
+        event, _ = runbook_starts.record_preflight(backfill, {"kind": "all_tenants", "workspace_id": None,
+                                                              "tenant_id": None}, actor)
+        ids["approval"] = approvals.request(backfill, event, actor, "DATA_REPAIR", "a11y review", "system_ui").id
         ids["audit_events"] = list(db.session.scalars(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(3)))
 
 
@@ -255,7 +266,8 @@ def test_every_page_of_both_planes_passes_axe(app, drain, tmp_path):
             page.click("button:has-text('Run preflight')")
             page.wait_for_url("**/confirm?preflight=*")
             ids["confirm_pages"].append(urlsplit(page.url).path + "?" + urlsplit(page.url).query)
-        page.click("form button[type=submit]:has-text('Start')")  # an empty confirmation: its errors
+        # An empty confirmation: its errors ("Request approval" where the scope needs four eyes).
+        page.click("form[action$='/confirm'] button[type=submit]")
         page.wait_for_load_state("networkidle")
         axe.check("/system confirm with errors")
         sign_in(page, base, "admin", "owner@demo.test", "demo-owner-pass")  # (a session per plane)

@@ -9,6 +9,7 @@ BADGES = {
     "pending": "neutral", "succeeded": "ok", "partially_succeeded": "warn", "failed": "bad",
     "blocked": "warn", "cancelled": "neutral", "skipped": "neutral", "success": "ok",
     "enabled": "ok", "paused": "warn", "sent": "ok",
+    "approved": "ok", "rejected": "bad", "expired": "neutral",
     "applied": "ok", "unchanged": "neutral", "healthy": "ok", "failing": "bad", "unverified": "neutral",
 }
 
@@ -41,6 +42,10 @@ def register(app):
 
     app.jinja_env.globals["notifications_unread"] = notifications.unread_count
     app.jinja_env.globals["notifications_poll_seconds"] = notifications.POLL_SECONDS
+    from .. import approvals
+
+    app.jinja_env.globals["approvals_pending_count"] = approvals.pending_count
+    app.jinja_env.globals["approval_scopes"] = approvals.approval_scopes
     app.jinja_env.globals["tenant_pages"] = tenant_pages
     app.jinja_env.globals["tenant_actions"] = tenant_actions
 

@@ -81,6 +81,19 @@ class RunForm(SafeForm):
     reason_text = TextAreaField("Reason details", validators=[Optional(), Length(max=500, message="At most 500 characters.")])
 
 
+class ApproveForm(SafeForm):
+    """Approve a four-eyes request: the runbook's confirmation word, typed again."""
+
+    confirmation = StringField("Confirmation", validators=[DataRequired(message="Type the confirmation word."),
+                                                           Length(max=100)])
+
+
+class RejectForm(SafeForm):
+    reason = TextAreaField("Reason", validators=[
+        DataRequired(message="Give a reason for the requester."),
+        Length(min=5, max=500, message="The reason must be 5 to 500 characters.")])
+
+
 class ApiTokenForm(SafeForm):
     """A new API token: a name, a lifetime, and capabilities (a subset of the person's)."""
 

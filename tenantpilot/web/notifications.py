@@ -50,7 +50,10 @@ def list_view(plane: str):
 
 
 def target_url(plane: str, note: Notification) -> str | None:
-    """Where a notification leads: its run, on the plane it was sent in."""
+    """Where a notification leads: its run, on the plane it was sent in (an approval
+    notification: its request, or the run it started)."""
+    if plane == "system" and note.approval_request_id is not None and note.run_id is None:
+        return url_for("approvals.approval_detail", approval_id=note.approval_request_id)
     if note.run_id is None:
         return None
     if plane == "system":

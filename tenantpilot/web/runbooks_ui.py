@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from .. import controls, idempotency, runbook_starts
+from .. import approvals, controls, idempotency, runbook_starts
 from ..api import REASON_CODES
 from ..extensions import db
 from ..models import Tenant, Workspace
@@ -143,6 +143,16 @@ def confirm(key: str):
             drift = runbook_starts.drift(runbook, scope, result)
             if drift is not None:
                 form.confirmation.errors.append(drift)
+            elif approvals.needs_approval(runbook, scope):
+                # Four-eyes: this scope starts nothing now; a second operator approves it.
+                # A paused runbook is answered at once, as a paused start would be.
+                outcome = approvals.paused_now(runbook, scope, actor, "system_ui")
+                if outcome is None:
+                    req = approvals.request(runbook, event, actor, form.reason_code.data, reason_text, "system_ui")
+                    target = url_for("approvals.approval_detail", approval_id=req.id)
+                    idempotency.remember(key, target)
+                    flash("Approval requested: another operator must approve before the run starts.", "info")
+                    return redirect(target)
             else:
                 outcome = runbook_starts.start(runbook, event, actor, form.reason_code.data, reason_text, "system_ui")
                 if outcome.status in ("started", "deduped", "scope_busy"):
@@ -155,5 +165,5 @@ def confirm(key: str):
     status = 200 if request.method == "GET" else (409 if outcome and outcome.status == "blocked" else 422)
     return render_template("system/confirm.html", runbook=runbook, form=form, scope=scope, result=result,
                            scope_text=scope_label(scope), preflight_event=event, outcome=outcome,
-                           nothing_to_do=nothing_to_do,
+                           nothing_to_do=nothing_to_do, needs_approval=approvals.needs_approval(runbook, scope),
                            reason_required=reason_required, decision=controls.evaluate(runbook.control_key, None)), status

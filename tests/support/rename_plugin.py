@@ -45,7 +45,10 @@ def tenantpilot_register_runbooks(app):
     return Runbook(key="tests.rename", label="Legacy rename", description="Drops the 'legacy ' prefix.",
                    capability="platform.runbooks.tests.rename", confirmation_word="RENAME",
                    execute_tenant=execute_tenant, preflight=preflight, control_key="tests.rename",
-                   circuit_min_tenants=20, circuit_failure_ratio=0.5)
+                   circuit_min_tenants=20, circuit_failure_ratio=0.5,
+                   # These tests are about the start flow itself; four-eyes approval is
+                   # tested with approval_plugin (the same runbook, approval required).
+                   approval_scopes=())
 
 
 @hookimpl

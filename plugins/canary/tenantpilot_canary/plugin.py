@@ -32,6 +32,7 @@ def tenantpilot_register_runbooks(app):
                     "to prove the fan-out path is healthy. Changes no tenant data.",
         capability="platform.runbooks.ops.pipeline_canary",
         confirmation_word="CANARY",
+        changes_data=False,  # no tenant data: no four-eyes approval needed
         execute_tenant=execute_tenant,
         preflight=preflight,
         templates={"preflight_detail": "tenantpilot_canary/card_detail.html"},
