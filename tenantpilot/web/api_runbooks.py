@@ -7,7 +7,7 @@ from flask import current_app
 from flask_login import current_user
 from marshmallow import validate
 
-from .. import controls, idempotency, runbook_starts
+from .. import approvals, controls, idempotency, runbook_starts
 from ..api import REASON_CODES
 from ..planes import platform_required
 from .api_schemas import ControlStateSchema, Id, RunSummarySchema, ScopeSchema, Text, run_summary
@@ -64,6 +64,12 @@ class StartRequestSchema(ma.Schema):
                         metadata={"description": "The runbook's confirmation word, typed exactly."})
     reason_code = ma.fields.String(required=True, validate=validate.OneOf(REASON_CODES))
     reason_text = Text(max_length=500, load_default="")
+
+
+class ApprovalRequestedSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"description": "approval_requested"})
+    message = ma.fields.String(required=True)
+    approval = ma.fields.Dict(required=True, metadata={"description": "The approval request (see Approvals)."})
 
 
 class StartSchema(ma.Schema):
@@ -126,6 +132,8 @@ def preflight(body, key: str):
 @bp.response(201, StartSchema, description="Started.")
 @bp.alt_response(200, schema=StartSchema, description="Not started again: deduped, scope busy, or a replayed "
                                                       "Idempotency-Key (the run it is about).")
+@bp.alt_response(202, schema=ApprovalRequestedSchema, description="This scope needs a second operator's approval: "
+                                                               "nothing started; the approval request is returned.")
 def start(body, key: str):
     """Start from a stored preflight: the page's rules (fresh own preflight, typed word,
     reason), then drift, then the start seam (paused → 409, deduped/scope busy → 200)."""
@@ -148,17 +156,46 @@ def start(body, key: str):
     drift = runbook_starts.drift(runbook, scope, result)
     if drift is not None:
         problem(409, "drift", "The numbers changed since the preflight", drift, preflight_id=event.id)
+    if approvals.needs_approval(runbook, scope):
+        # Four-eyes: nothing starts now; another operator approves the stored preflight.
+        paused = approvals.paused_now(runbook, scope, actor, "api")
+        if paused is not None:
+            return outcome_response(paused)
+        req = approvals.request(runbook, event, actor, body["reason_code"], body["reason_text"].strip(), "api")
+        idempotency.remember(claimed, f"/system/api/v1/approvals/{req.id}")
+        return approval_requested(req)
     outcome = runbook_starts.start(runbook, event, actor, body["reason_code"], body["reason_text"].strip(), "api")
     if outcome.run is not None and outcome.ok:
         idempotency.remember(claimed, f"/system/api/v1/runs/{outcome.run.id}")
     return outcome_response(outcome)
 
 
-def already_submitted(done):
-    """The answer to a replayed Idempotency-Key: the run the first request led to."""
-    from ..extensions import db
-    from ..models import OperationRun
+def approval_requested(req):
+    """202 with the request. A Response of its own: flask-smorest would shape any other
+    status with the 201's schema."""
+    from flask import jsonify
 
+    from .api_approvals import approval_view
+
+    body = ApprovalRequestedSchema().dump({
+        "status": "approval_requested", "approval": approval_view(req),
+        "message": "Approval requested: another operator must approve before the run starts."})
+    response = jsonify(body)
+    response.status_code = 202
+    return response
+
+
+def already_submitted(done):
+    """The answer to a replayed Idempotency-Key: the run (or approval request) the first
+    request led to."""
+    from ..extensions import db
+    from ..models import ApprovalRequest, OperationRun
+
+    if "/approvals/" in (done.result_url or ""):
+        approval_id = done.result_url.rsplit("/", 1)[-1]
+        req = db.session.get(ApprovalRequest, int(approval_id)) if approval_id.isdigit() else None
+        if req is not None:
+            return approval_requested(req)
     run_id = (done.result_url or "").rsplit("/", 1)[-1]
     run = db.session.get(OperationRun, int(run_id)) if run_id.isdigit() else None
     if run is None:
