@@ -95,22 +95,42 @@ def served(make_app, tmp_path):
             worker.stop()
 
 
+def approve_when_requested(approver, deadline: float):
+    """The second operator: approve the first pending request as soon as it appears."""
+    while time.monotonic() < deadline:
+        pending = approver.get("/system/api/v1/approvals?status=pending").json["approvals"]
+        if pending:
+            return approver.post(f"/system/api/v1/approvals/{pending[0]['id']}/approve",
+                                 json={"confirmation": "BACKFILL"})
+        time.sleep(0.5)
+    raise AssertionError("no approval request appeared")
+
+
 def test_the_walkthrough_script_runs_as_written(served):
     app, base = served
     key = control = "findings.lifecycle.backfill"
     token = api_client(app, "system", "ops@demo.test", name="walk-through").token
     env = {**os.environ, "TENANTPILOT_URL": base, "TENANTPILOT_TOKEN": token}
+    approver = api_client(app, "system", "approver@demo.test", name="second pair of eyes")
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=180)
-    out = proc.stdout
-    print(out, proc.stderr, f"({time.perf_counter() - started:.1f} s)")
-    assert proc.returncode == 0, out + proc.stderr
+    # All tenants of a runbook that changes data needs a second operator: the script waits
+    # for the approval; the demo's approver gives it through the API meanwhile.
+    proc = subprocess.Popen([sys.executable, str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    approved = approve_when_requested(approver, deadline=time.monotonic() + 60)
+    out, err = proc.communicate(timeout=180)
+    print(out, err, f"({time.perf_counter() - started:.1f} s)")
+    assert proc.returncode == 0, out + err
+    assert approved.status_code == 201, approved.get_data(as_text=True)
 
     # What the person running it reads: the runbooks, the preflight, the start, the run's
     # progress to the end, the control paused and then enabled again.
     assert f"runbook {key}: Findings lifecycle backfill (control: enabled)" in out
     assert re.search(r"^preflight \d+: [1-9]\d* to change in all tenants$", out, re.M)
-    assert re.search(r"^start: started — ", out, re.M)
+    assert re.search(r"^start: approval_requested — ", out, re.M)
+    approval_id = approved.json["approval"]["id"]
+    assert re.search(rf"^approval {approval_id}: waiting for another operator", out, re.M)
+    assert f"approval {approval_id}: approved by {approved.json['approval']['decided_by']['name']}" in out
     run_id = int(re.search(r"^run (\d+) completed: succeeded$", out, re.M).group(1))
     assert re.search(rf"^  run {run_id}: completed, (\d+)/\1 tenants \(100%\)$", out, re.M)
     assert re.search(rf"^pause {control}: \S+ \(control paused\)$", out, re.M)
@@ -123,6 +143,7 @@ def test_the_walkthrough_script_runs_as_written(served):
         run = db.session.get(OperationRun, run_id)
         assert (run.type, run.status, run.outcome) == (key, "completed", "succeeded")
         assert run.context["source"] == "api" and run.tenants_done == run.tenants_total > 0
+        assert run.context["approval"]["request_id"] == approval_id
         assert not controls.evaluate(control, None).paused
         actions = list(db.session.scalars(select(AuditLog.action).where(
             AuditLog.action.in_(("operational_control.paused", "operational_control.resumed"))).order_by(AuditLog.id)))

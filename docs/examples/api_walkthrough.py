@@ -61,6 +61,17 @@ def follow(client: httpx.Client, run: dict) -> dict:
         time.sleep(1)
 
 
+def wait_for_approval(client: httpx.Client, approval: dict) -> int | None:
+    """Wait until another operator decides; the run's id once approved, else None."""
+    print(f"approval {approval['id']}: waiting for another operator (expires {approval['expires_at']})")
+    while approval["status"] == "pending":
+        time.sleep(1)
+        approval = call(client, "GET", f"/approvals/{approval['id']}")
+    decider = (approval["decided_by"] or {}).get("name", "nobody")
+    print(f"approval {approval['id']}: {approval['status']} by {decider}")
+    return approval["run_id"] if approval["status"] == "approved" else None
+
+
 def main() -> int:
     base_url = os.environ["TENANTPILOT_URL"].rstrip("/")
     token = os.environ["TENANTPILOT_TOKEN"]
@@ -94,6 +105,12 @@ def main() -> int:
             print(f"not started ({problem.slug}): {problem.body['detail']}")
             return 1
         print(f"start: {started['status']} — {started['message']}")
+        if started["status"] == "approval_requested":
+            # Four eyes: another operator approves the stored preflight (page, CLI or API).
+            run_id = wait_for_approval(client, started["approval"])
+            if run_id is None:
+                return 1
+            started["run"] = call(client, "GET", f"/runs/{run_id}")
 
         # 4. Follow the run to the end.
         run = follow(client, started["run"])
