@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from findings_helpers import add, finding
-from tenantpilot.testing import csrf_from, login
+from tenantpilot.testing import csrf_from, login, post_form, signed_in
 from tenantpilot_findings import plugin
 from tests.helpers import run_row
 from tenantpilot.sdk import OperationRun, db
@@ -42,7 +42,13 @@ def test_operator_preflights_confirms_and_runs_the_backfill(app, factory, drain)
     resp = client.post(resp.headers["Location"], data={
         "csrf_token": csrf_from(confirm), "confirmation": "BACKFILL", "reason_code": "DATA_REPAIR",
         "reason_text": "Repair legacy findings after import"})
-    assert resp.status_code == 302
+    # All tenants of a runbook that changes data waits for a second operator (issue 16).
+    assert resp.status_code == 302 and "/system/ops/approvals/" in resp.headers["Location"]
+    approval_url = resp.headers["Location"]
+    factory.platform_user(email="approver@example.test")
+    approver = signed_in(app, "system", "approver@example.test")
+    assert post_form(approver, f"{approval_url}/approve", {"confirmation": "BACKFILL"},
+                     page=approval_url).status_code == 302
     with app.app_context():
         run = db.session.scalars(select(OperationRun)).one()
         assert run.context["source"] == "system_ui" and run.context["preflight"]["affected_count"] == 2
