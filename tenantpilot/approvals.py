@@ -227,6 +227,45 @@ def cancel(request_id, actor: Actor, source: str) -> ApprovalRequest:
     return req
 
 
+STALL = timedelta(minutes=2)
+
+
+def settle_stalled(now=None) -> int:
+    """Scheduled: an approval whose process died between its claim (committed first, so
+    two approvers give one run) and the end of the start is settled, not lost. If the
+    seam made the run, the request gets its run id and the approved audit row it missed;
+    if not, it waits again (audited ``reopened``) for an approver. Returns how many."""
+    from .models import OperationRun
+
+    now = now or utcnow()
+    stalled = db.session.scalars(select(ApprovalRequest).where(
+        ApprovalRequest.status == "approved", ApprovalRequest.run_id.is_(None),
+        ApprovalRequest.decided_at <= now - STALL).order_by(ApprovalRequest.id)).all()
+    done = 0
+    for req in stalled:
+        runbook = runbook_of(req)
+        runs = db.session.scalars(select(OperationRun).where(
+            OperationRun.type == req.runbook_key, OperationRun.created_at >= req.decided_at - timedelta(seconds=1))).all()
+        run = next((r for r in runs if ((r.context or {}).get("approval") or {}).get("request_id") == req.id), None)
+        if run is not None:
+            settled = db.session.execute(update(ApprovalRequest).where(
+                ApprovalRequest.id == req.id, ApprovalRequest.run_id.is_(None)).values(run_id=run.id)).rowcount
+            db.session.commit()
+            if settled:
+                db.session.refresh(req)
+                approver = db.session.get(PlatformUser, req.decided_by_id) if req.decided_by_id else None
+                _audit("approved", req, runbook, Actor.platform(approver) if approver else Actor.system(),
+                       f"Approved request #{req.id} settled after an interrupted start",
+                       {"run_id": run.id, "settled": True})
+                done += 1
+        elif _transition(req.id, "pending", None, expect="approved"):
+            db.session.refresh(req)
+            _audit("reopened", req, runbook, Actor.system(), f"Approval request #{req.id} waits again: its start "
+                   "was interrupted before a run was made", {})
+            done += 1
+    return done
+
+
 def expire_due() -> int:
     """Scheduled job: pending requests past their expiry become expired (audited, the
     requester told). Returns how many."""

@@ -33,6 +33,7 @@ def tenantpilot_register_scheduled_jobs(app):
         ScheduledJob("ops.deliver_outbox", interval_seconds=10, func=outbox.deliver_due),
         # Four-eyes approval requests nobody decided in time (audited, requester told).
         ScheduledJob("ops.expire_approval_requests", interval_seconds=60, func=approvals.expire_due),
+        ScheduledJob("ops.settle_stalled_approvals", interval_seconds=60, func=approvals.settle_stalled),
         # Used confirm-form tokens older than a day.
         ScheduledJob("ops.prune_idempotency_keys", interval_seconds=3600, func=idempotency.prune),
         # Sign-in sessions that can no longer be used (revoked, idle, too old).

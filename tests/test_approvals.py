@@ -14,7 +14,7 @@ from tenantpilot.extensions import db
 from tenantpilot.models import (ApprovalRequest, Notification, OperationalControlActivation,
                                 OperationRun, PlatformUser, Tenant)
 from tenantpilot.testing import csrf_from, post_form, run_cli, signed_in
-from tests.helpers import audit_rows, count, platform_actor
+from tests.helpers import audit_rows, count, platform_actor, run_row
 from tests.support import approval_plugin, rename_plugin
 
 KEY = "tests.guarded"
@@ -228,6 +228,52 @@ def test_expiry_starts_nothing_and_is_audited(app, world, clock):
         assert approvals.expire_due() == 1
         assert approvals.expire_due() == 0
     assert req_row(app, second).status == "expired" and len(audit_rows(app, "platform.ops.approvals.expired")) == 2
+
+
+def test_an_approval_interrupted_after_its_claim_is_settled_not_lost(app, world, clock, monkeypatch):
+    """The claim commits before the start; a process that dies in between leaves an
+    approved request without a run. The scheduled job settles it either way."""
+    from tenantpilot.approvals import _transition
+
+    bob = platform_actor(app, world["bob"])
+    # 1. Died before the seam made a run: the request waits again, and can be approved.
+    lost = make_request(app, world["alice"])
+    with app.app_context():
+        assert _transition(lost, "approved", bob)  # the claim, then nothing
+    clock.advance(minutes=1)
+    with app.app_context():
+        assert approvals.settle_stalled() == 0  # not stalled yet: a start may still be under way
+    clock.advance(minutes=2)
+    with app.app_context():
+        assert approvals.settle_stalled() == 1
+    assert req_row(app, lost).status == "pending" and count(app, OperationRun) == 0
+    [reopened] = audit_rows(app, "platform.ops.approvals.reopened")
+    assert reopened.meta["request_id"] == lost
+    assert approve(app, lost, world["bob"])[:2] == ("approved", "started")
+    # 2. Died after the seam made the run: the request gets it and its approved row.
+    crashed = make_request(app, world["alice"], kind="workspace", workspace_id=world["ws"].id)
+    with app.app_context():
+        original_audit = approvals._audit
+
+        def die_at_the_approved_row(step, *args, **kwargs):
+            if step == "approved":
+                raise RuntimeError("process died")
+            return original_audit(step, *args, **kwargs)
+
+        monkeypatch.setattr(approvals, "_audit", die_at_the_approved_row)
+        with pytest.raises(RuntimeError):
+            approvals.approve(crashed, bob, "RENAME", "cli")
+        monkeypatch.setattr(approvals, "_audit", original_audit)
+    assert req_row(app, crashed).run_id is None  # the run exists; its id on the request was never committed
+    assert count(app, OperationRun) == 2
+    clock.advance(minutes=3)
+    with app.app_context():
+        assert approvals.settle_stalled() == 1
+    settled = req_row(app, crashed)
+    assert settled.status == "approved" and settled.run_id is not None
+    assert run_row(app, settled.run_id).context["approval"]["request_id"] == crashed
+    assert [a.meta.get("settled") for a in audit_rows(app, "platform.ops.approvals.approved")] == [None, True]
+    assert count(app, OperationRun) == 2  # one per approval, none twice
 
 
 def test_pause_between_request_and_approval_blocks_and_keeps_it_pending(app, world, factory):
