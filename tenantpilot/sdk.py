@@ -29,7 +29,7 @@ What is here, by purpose:
   (double-submit protection), ``safe_message`` / ``safe_reason`` (text safe to show);
 - **API** — ``ApiBlueprint`` (flask-smorest's blueprint: its operations join the plane's
   OpenAPI document; return them from ``tenantpilot_register_api_blueprints``),
-  ``api_problem`` / ``api_field_errors`` (RFC 9457 answers), ``ApiText`` / ``ApiId``
+  ``api_problem`` / ``api_field_errors`` / ``api_refuse_unstarted`` (RFC 9457 answers), ``ApiText`` / ``ApiId``
   (marshmallow fields that refuse control characters / stay in the id range),
   ``RunSummarySchema`` / ``run_summary`` (a run as every endpoint shows it);
 - **settings** — ``Setting`` (a definition) and ``setting(name)`` (its value);
@@ -149,6 +149,15 @@ def api_problem(status: int, slug: str | None = None, title: str | None = None, 
     problem(status, slug, title, detail, **extra)
 
 
+def api_refuse_unstarted(result: StartResult) -> None:
+    """Answer an API request whose ``start_operation`` started nothing (paused → 409
+    ``paused`` with title and reason, 403, 404, 400, queue down → 503; raises). Returns
+    for a started, deduped or scope-busy result."""
+    from .web.api_runbooks import refuse_unstarted
+
+    refuse_unstarted(result)
+
+
 def api_field_errors(errors: dict):
     """Answer 422 naming each field (``{"field": "message"}``; raises)."""
     from .web.apiv1 import field_errors
@@ -172,7 +181,8 @@ def finish_embedded_jobs(app) -> None:
 
 
 __all__ = [
-    "ApiBlueprint", "ApiId", "ApiText", "RunSummarySchema", "api_field_errors", "api_problem", "run_summary",
+    "ApiBlueprint", "ApiId", "ApiText", "RunSummarySchema", "api_field_errors", "api_problem",
+    "api_refuse_unstarted", "run_summary",
     "Actor", "AlreadySubmitted", "AuditLog", "BoundedIntegerField", "CONTROL_SCOPES", "CORE_SUMMARY_KEYS",
     "ControlDecision", "ControlKey", "DashboardWidget", "DefinitionError", "EmptyForm", "EventFamily",
     "Membership", "OperationRun", "OperationType", "PolicyRecord", "Provider", "ProviderClient",

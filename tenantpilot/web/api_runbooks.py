@@ -205,8 +205,11 @@ def already_submitted(done):
             "run": run_summary(run)}, 200
 
 
-def outcome_response(outcome):
-    """A StartResult as the API answers it (the same statuses every surface shows)."""
+def refuse_unstarted(outcome) -> None:
+    """Raise the problem for a StartResult that started nothing new and has no run to
+    show (``sdk.api_refuse_unstarted``): paused → 409 ``paused`` with the title and the
+    reason, forbidden → 403, not found → 404, invalid → 400, queue down → 503. Every
+    surface that starts work answers these the same way."""
     if outcome.status == "blocked":
         problem(409, "paused", outcome.extra.get("title") or "Paused", outcome.message,
                 control_key=outcome.decision.control_key if outcome.decision else None,
@@ -215,10 +218,15 @@ def outcome_response(outcome):
         problem(403, detail=outcome.message)
     if outcome.status == "not_found":
         problem(404, detail=outcome.message)
-    if outcome.status == "invalid":
-        problem(400, detail=outcome.message)
     if outcome.status == "enqueue_failed":
         problem(503, "queue-unavailable", "Queue unavailable", outcome.message,
                 run_id=outcome.run.id if outcome.run else None)
+    if not outcome.ok:
+        problem(400, detail=outcome.message)
+
+
+def outcome_response(outcome):
+    """A StartResult as the API answers it (the same statuses every surface shows)."""
+    refuse_unstarted(outcome)
     code = 201 if outcome.status == "started" else 200
     return {"status": outcome.status, "message": outcome.message, "run": run_summary(outcome.run)}, code

@@ -6,8 +6,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from tenantpilot.sdk import (ApiBlueprint, RunSummarySchema, api_problem, hookimpl, iso_utc, parse_int, run_summary,
-                             tenant_required, utcnow)
+from tenantpilot.sdk import (ApiBlueprint, RunSummarySchema, api_refuse_unstarted, hookimpl, iso_utc, parse_int,
+                             run_summary, tenant_required, utcnow)
 from .models import ALL_STATUSES, SEVERITIES, TYPES
 from .views import page_of, start_backfill, start_message
 
@@ -108,17 +108,7 @@ def backfill(tenant_id: int):
 
     403 without tenant.manage; 409 `paused` when the control is paused (nothing started)."""
     result = start_backfill(tenant_id, "api")
-    if result.status == "blocked":
-        api_problem(409, "paused", result.extra.get("title") or "Paused", result.message,
-                    control_key=result.decision.control_key if result.decision else None,
-                    reason=result.decision.reason if result.decision else None)
-    if result.status in ("forbidden", "not_found"):
-        api_problem(result.http_status, detail=result.message)
-    if result.status == "enqueue_failed":
-        api_problem(503, "queue-unavailable", "Queue unavailable", result.message,
-                    run_id=result.run.id if result.run else None)
-    if not result.ok:
-        api_problem(400, detail=result.message)
+    api_refuse_unstarted(result)
     return ({"status": result.status, "message": start_message(result), "run": run_summary(result.run, "admin")},
             201 if result.status == "started" else 200)
 

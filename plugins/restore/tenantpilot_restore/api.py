@@ -10,7 +10,8 @@ from flask import g, url_for
 from flask_login import current_user
 from marshmallow import validate
 
-from tenantpilot.sdk import (ApiBlueprint, ApiId, ApiText, RunSummarySchema, api_field_errors, api_problem, hookimpl,
+from tenantpilot.sdk import (ApiBlueprint, ApiId, ApiText, RunSummarySchema, api_field_errors, api_problem,
+                             api_refuse_unstarted, hookimpl,
                              run_summary, tenant_required)
 from . import service
 
@@ -140,17 +141,7 @@ def execute(tenant_id: int, body: dict):
     if body["confirmation"].strip() != g.tenant.name:
         api_field_errors({"confirmation": f"Type the tenant name exactly as shown: {g.tenant.name}"})
     result, rr = service.start_restore(g.tenant, backup, items, body["scope"], current_user, source="api")
-    if result.status == "blocked":
-        api_problem(409, "paused", result.extra.get("title") or "Paused", result.message,
-                    control_key=result.decision.control_key if result.decision else None,
-                    reason=result.decision.reason if result.decision else None)
-    if result.status in ("forbidden", "not_found"):
-        api_problem(result.http_status, detail=result.message)
-    if result.status == "enqueue_failed":
-        api_problem(503, "queue-unavailable", "Queue unavailable", result.message,
-                    run_id=result.run.id if result.run else None)
-    if not result.ok:
-        api_problem(400, detail=result.message)
+    api_refuse_unstarted(result)
     if rr is None:
         message = result.message
     elif result.status == "started":

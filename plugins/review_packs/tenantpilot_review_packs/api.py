@@ -8,8 +8,8 @@ import marshmallow as ma
 from flask import g, url_for
 from flask_login import current_user
 
-from tenantpilot.sdk import (ApiBlueprint, RunSummarySchema, api_problem, hookimpl, iso_utc, run_summary,
-                             tenant_required, utcnow)
+from tenantpilot.sdk import (ApiBlueprint, RunSummarySchema, api_problem, api_refuse_unstarted, hookimpl, iso_utc,
+                             run_summary, tenant_required, utcnow)
 from . import service
 
 bp = ApiBlueprint("review_packs_api", __name__, url_prefix="/tenants/<int:tenant_id>/review-packs",
@@ -95,16 +95,9 @@ def request_pack(tenant_id: int, body: dict):
     outcome = service.request_pack(g.tenant, current_user, include_operations=body["include_operations"],
                                    include_pii=body["include_pii"], source_surface=SOURCE_SURFACE, source="api")
     start = outcome.start
-    if outcome.status == "blocked":
-        api_problem(409, "paused", start.extra.get("title") or "Paused", outcome.message,
-                    control_key=start.decision.control_key if start.decision else None,
-                    reason=start.decision.reason if start.decision else None)
-    if outcome.status in ("forbidden", "not_found"):
-        api_problem(outcome.http_status, detail=outcome.message)
-    if outcome.status == "enqueue_failed":
-        api_problem(503, "queue-unavailable", "Queue unavailable", outcome.message,
-                    run_id=start.run.id if start and start.run else None)
     if not outcome.ok:
+        if start is not None:
+            api_refuse_unstarted(start)  # paused, forbidden, queue down: as every start answers
         api_problem(400, detail=outcome.message)
     run = start.run if start is not None else None
     return ({"status": outcome.status, "message": outcome.message, "pack": pack_view(outcome.pack),
