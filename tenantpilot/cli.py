@@ -441,6 +441,11 @@ def approvals_approve(request_id, email, confirmation):
         db.session.rollback()
         _refused(exc)
     click.echo(f"Request #{req.id} approved by {approver.email}: {outcome.message} (run #{outcome.run.id})")
+    # Embedded mode: the run's jobs are on this process's in-process queue; run them before
+    # exiting, or nobody would (as run-deploy does).
+    from .queue import drain_embedded
+
+    drain_embedded(current_app._get_current_object())
 
 
 @approvals_cli.command("reject")

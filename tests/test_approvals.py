@@ -276,6 +276,25 @@ def test_an_approval_interrupted_after_its_claim_is_settled_not_lost(app, world,
     assert count(app, OperationRun) == 2  # one per approval, none twice
 
 
+def test_cli_approval_in_embedded_mode_runs_the_run_before_exiting(make_app):
+    """Embedded mode (no Redis): the run's jobs sit on the command's own in-process queue;
+    the command runs them, or the run would stay queued forever."""
+    from tenantpilot.testing import Factory
+
+    app = make_app(plugins=[rename_plugin, approval_plugin], REDIS_URL=None)
+    assert app.extensions["tenantpilot"].embedded
+    f = Factory(app)
+    ws = f.workspace("Northwind")
+    for i in range(3):
+        f.tenant(ws, name=f"legacy Northwind {i}")
+    alice, _bob = f.platform_user(email="alice@example.test"), f.platform_user(email="bob@example.test")
+    request_id = make_request(app, alice)
+    ok = run_cli(app, ["approvals", "approve", str(request_id), "--email", "bob@example.test", "--confirm", "RENAME"])
+    assert ok.exit_code == 0, ok.output
+    run = run_row(app, req_row(app, request_id).run_id)
+    assert (run.status, run.outcome, run.tenants_done) == ("completed", "succeeded", 3)
+
+
 def test_pause_between_request_and_approval_blocks_and_keeps_it_pending(app, world, factory):
     request_id = make_request(app, world["alice"])
     with app.app_context():
