@@ -219,7 +219,18 @@ def drain_embedded(app) -> None:
         # The command's own open transaction would hold SQLite's write lock (every
         # transaction begins IMMEDIATE) against the jobs run here: end it first.
         db.session.commit()
-        make_worker(app, thread=True).work(burst=True, logging_level="WARNING")
+        # The embedded worker thread (started by the enqueue) may hold a job: wait for it
+        # too, or the process would exit under it and leave its run queued for good.
+        deadline = time.monotonic() + app.config["TENANTPILOT_JOB_TIMEOUT"]
+        while True:
+            make_worker(app, thread=True).work(burst=True, logging_level="WARNING")
+            if not _jobs_in_flight(app) or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+
+
+def _jobs_in_flight(app) -> bool:
+    return any(q.count or q.started_job_registry.count for q in all_queues(app))
 
 
 _embedded_lock = threading.Lock()

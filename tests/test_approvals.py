@@ -277,11 +277,12 @@ def test_an_approval_interrupted_after_its_claim_is_settled_not_lost(app, world,
 
 
 def test_cli_approval_in_embedded_mode_runs_the_run_before_exiting(make_app):
-    """Embedded mode (no Redis): the run's jobs sit on the command's own in-process queue;
-    the command runs them, or the run would stay queued forever."""
+    """Embedded mode (no Redis): the run's jobs sit on the command's own in-process queue,
+    and its embedded worker thread may hold one; the command waits for them all, or the
+    run would stay queued forever (found running the walk-through against `make run`)."""
     from tenantpilot.testing import Factory
 
-    app = make_app(plugins=[rename_plugin, approval_plugin], REDIS_URL=None)
+    app = make_app(plugins=[rename_plugin, approval_plugin], REDIS_URL=None, TENANTPILOT_EMBEDDED_WORKER=True)
     assert app.extensions["tenantpilot"].embedded
     f = Factory(app)
     ws = f.workspace("Northwind")
