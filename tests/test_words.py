@@ -43,6 +43,7 @@ class WordsPlugin:
                        capability="platform.runbooks.words.sweep", confirmation_word="SWEEP",
                        execute_tenant=execute_tenant, preflight=preflight, control_key=KEY,
                        reason_required_scopes=(), tenant_capabilities=("tenant.manage",),
+                       approval_scopes=(),  # about words: its all-tenants runs start without a second operator
                        summary_keys=("widgets_fixed", "zeta_count", "widgets_failed"),
                        summary_labels={"widgets_fixed": "Widgets fixed", "skipped": "Widgets skipped (already clean)",
                                        "total": "Widgets scanned"})
@@ -92,6 +93,7 @@ def start_through_the_ui(client, scope: dict) -> tuple[int, list[str]]:
         "reason_text": "Widget cleanup", "idempotency_token": re.search(r'name="idempotency_token" value="([^"]+)"', confirm).group(1),
         "preflight": re.search(r'name="preflight" type="hidden" value="(\d+)"', confirm).group(1)})
     assert resp.status_code == 302, text_of(resp.get_data(as_text=True))[-1500:]
+    assert "/system/ops/runs/" in resp.headers["Location"], resp.headers["Location"]
     return int(resp.headers["Location"].rstrip("/").split("/")[-1]), pages
 
 
