@@ -78,11 +78,8 @@ def load_identity(identity: str):
     plane, _, raw_id = identity.partition(":")
     if plane != current_plane() or not raw_id.isdigit():
         return None
-    model = PlatformUser if plane == "system" else User
-    user = db.session.get(model, int(raw_id))
-    if user is None or not user.is_active or not sessions.valid(plane, user):
-        return None  # a revoked, expired or pre-password-change session is no session
-    return user
+    # A revoked, expired or pre-password-change session is no session; nor is an inactive person's.
+    return sessions.load(plane, PlatformUser if plane == "system" else User, int(raw_id))
 
 
 def platform_required(*capabilities: str):
@@ -102,6 +99,23 @@ def platform_required(*capabilities: str):
     return decorator
 
 
+def tenant_and_membership(tenant_id: int):
+    """(tenant with its workspace, the signed-in person's membership of that workspace or
+    None) in one query — every tenant page asks; (None, None) for an unknown tenant."""
+    from sqlalchemy import and_, select
+    from sqlalchemy.orm import contains_eager
+
+    from .models import Membership, Tenant, Workspace
+
+    found = db.session.execute(
+        select(Tenant, Membership).join(Tenant.workspace)
+        .outerjoin(Membership, and_(Membership.workspace_id == Tenant.workspace_id,
+                                    Membership.user_id == current_user.id))
+        .options(contains_eager(Tenant.workspace))
+        .where(Tenant.id == tenant_id)).first()
+    return (found[0], found[1]) if found else (None, None)
+
+
 def tenant_required(capability: str = "tenant.view"):
     """/admin/t/<tenant_id>/…: 404 for non-members and unknown or platform tenants, 403 for
     members without the capability. Members still see archived tenants (read-only history);
@@ -110,12 +124,9 @@ def tenant_required(capability: str = "tenant.view"):
     def decorator(view):
         @wraps(view)
         def wrapped(tenant_id: int, *args, **kwargs):
-            from .models import Tenant
-
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
-            tenant = db.session.get(Tenant, tenant_id)
-            membership = current_user.membership_for(tenant.workspace_id) if tenant else None
+            tenant, membership = tenant_and_membership(tenant_id)
             if tenant is None or tenant.is_platform or membership is None:
                 abort(404)
             if capability not in membership.capabilities:

@@ -2,7 +2,7 @@
 
 The plane's signed cookie carries a random session id (``sid``); ``auth_sessions`` keeps
 its SHA-256 with the plane, the person, when it started and when it was last used. The
-session is checked on every request (``valid``), so it ends at once when:
+session is checked on every request (``load``), so it ends at once when:
 
 - the person signs out (that session), or chooses "Sign out everywhere" (all of theirs);
 - the password changes (every session created before ``password_changed_at``);
@@ -57,25 +57,32 @@ def current_id() -> str | None:
     return _digest(token) if isinstance(token, str) else None
 
 
-def valid(plane: str, user) -> bool:
-    """Is this request's session a live session of ``user`` on ``plane``? Refreshes its
-    last-seen time (at most once a minute)."""
+def load(plane: str, model, user_id: int):
+    """The signed-in person of this request, or None: ``model`` row ``user_id`` if this
+    request's session is a live session of theirs on ``plane``. The person and the session
+    row come back in one query (it runs on every request); refreshes the session's
+    last-seen time at most once a minute."""
     sid = current_id()
     if sid is None:
-        return False
-    row = db.session.get(AuthSession, sid)
+        return None
+    found = db.session.execute(
+        select(model, AuthSession).join(AuthSession, AuthSession.user_id == model.id)
+        .where(model.id == user_id, AuthSession.id == sid)).first()
+    if found is None:
+        return None
+    user, row = found
     now = utcnow()
     idle, absolute = lifetimes(plane)
-    if (row is None or row.plane != plane or row.user_id != user.id or row.revoked_at is not None
+    if (not user.is_active or row.plane != plane or row.revoked_at is not None
             or now - row.last_seen_at > idle or now - row.created_at > absolute
             or (user.password_changed_at is not None and row.created_at < user.password_changed_at)):
-        return False
+        return None
     if now - row.last_seen_at >= SEEN_RESOLUTION:
         # The identity loader runs before the view has changed anything (the plane
         # decorators ask for current_user first), so this commit carries only this row.
         row.last_seen_at = now
         db.session.commit()
-    return True
+    return user
 
 
 def end_current() -> None:

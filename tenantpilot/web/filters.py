@@ -44,7 +44,9 @@ def register(app):
     app.jinja_env.globals["notifications_poll_seconds"] = notifications.POLL_SECONDS
     from .. import approvals
 
-    app.jinja_env.globals["approvals_pending_count"] = approvals.pending_count
+    from . import chrome
+
+    app.jinja_env.globals["approvals_pending_count"] = lambda: chrome.figures("system")["pending_approvals"]
     app.jinja_env.globals["approval_scopes"] = approvals.approval_scopes
     app.jinja_env.globals["tenant_pages"] = tenant_pages
     app.jinja_env.globals["tenant_actions"] = tenant_actions

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from ..extensions import db
 from ..models import Notification, OperationRun
 from ..timeutil import utcnow
-from . import inputs
+from . import chrome, inputs
 from .forms import EmptyForm
 
 PAGE_SIZE = 50
@@ -27,8 +27,7 @@ def _mine(plane: str):
 
 
 def unread_count(plane: str) -> int:
-    return db.session.scalar(select(func.count()).select_from(Notification)
-                             .where(_mine(plane), Notification.read_at.is_(None)))
+    return chrome.figures(plane)["unread"]
 
 
 def bell_view(plane: str):

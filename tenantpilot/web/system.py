@@ -15,23 +15,17 @@ from ..planes import platform_required
 from ..timeutil import utcnow
 from . import notifications as notifications_ui
 from .auth import account_view, login_view, logout_view, sign_out_everywhere_view
-from . import inputs, times
+from . import chrome, inputs, times
 from .forms import BreakGlassForm, EmptyForm
 
 bp = Blueprint("system", __name__)
 
 
 def current_break_glass() -> BreakGlassSession | None:
-    if "break_glass" not in g:
-        g.break_glass = None
-        if current_user.is_authenticated:
-            g.break_glass = db.session.execute(
-                select(BreakGlassSession)
-                .where(BreakGlassSession.platform_user_id == current_user.id, BreakGlassSession.ended_at.is_(None),
-                       BreakGlassSession.expires_at > utcnow())
-                .order_by(BreakGlassSession.id.desc()).limit(1)
-            ).scalar_one_or_none()
-    return g.break_glass
+    if not current_user.is_authenticated:
+        return None
+    session_id = chrome.figures("system")["break_glass_id"]
+    return db.session.get(BreakGlassSession, session_id) if session_id is not None else None
 
 
 def current_actor() -> Actor:

@@ -82,12 +82,14 @@ def page_of(tenant_id: int, chosen: dict, before: int | None, after: int | None,
         if before is not None:
             q = q.where(Finding.id < before)
         rows = db.session.scalars(q.order_by(Finding.id.desc()).limit(limit)).all()
-    older = newer = False
-    if rows:
-        older = db.session.scalar(select(exists().where(*where, Finding.id < rows[-1].id)))
-        newer = db.session.scalar(select(exists().where(*where, Finding.id > rows[0].id)))
-    total = db.session.scalar(select(func.count()).select_from(Finding).where(*where))
-    return rows, older, newer, total
+    # The neighbours and the total in one round trip (every view of the page asks).
+    total_q = select(func.count()).select_from(Finding).where(*where).scalar_subquery()
+    if not rows:
+        return rows, False, False, db.session.scalar(select(total_q))
+    older, newer, total = db.session.execute(select(
+        exists().where(*where, Finding.id < rows[-1].id), exists().where(*where, Finding.id > rows[0].id),
+        total_q)).one()
+    return rows, bool(older), bool(newer), total
 
 
 def _render(tenant_id: int, *, feedback=None, status: int = 200):
