@@ -44,6 +44,14 @@ def _locale():
         return "en"
 
 
+def _digits(moment: datetime, seconds: bool = False) -> str:
+    """``ABSOLUTE`` (or ``EXACT_UTC``) of a moment: the same text Babel gives for those
+    all-digit patterns in every locale, at a small fraction of its cost (every row of every
+    list shows a time or two)."""
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment.hour:02d}:{moment.minute:02d}"
+    return f"{text}:{moment.second:02d}" if seconds else text
+
+
 def _aware(value: datetime) -> datetime:
     """A stored (naive UTC) or aware datetime as an aware UTC one."""
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
@@ -65,7 +73,7 @@ def local_text(value: datetime | None, zone: str | None = None) -> str:
         return EMPTY
     tz = ZoneInfo(zone or viewer_timezone())
     moment = _aware(value)
-    return f"{babel_format_datetime(moment, ABSOLUTE, tzinfo=tz, locale=_locale())} {zone_label(moment, tz)}"
+    return f"{_digits(moment.astimezone(tz))} {zone_label(moment, tz)}"
 
 
 def relative_text(value: datetime, now: datetime | None = None) -> str:
@@ -87,10 +95,11 @@ def when(value: datetime | str | None) -> Markup:
         except ValueError:
             return escape(value)
     moment = _aware(value)
-    exact = babel_format_datetime(moment, EXACT_UTC, tzinfo=timezone.utc, locale=_locale()) + " UTC"
-    return Markup('<span class="when"><time datetime="{iso}" title="{exact}">{local}</time> '
-                  '<small class="muted" data-rel>({rel})</small></span>').format(
-        iso=iso_utc(moment), exact=exact, local=local_text(moment), rel=relative_text(moment))
+    exact = _digits(moment, seconds=True) + " UTC"
+    # An f-string of escaped parts: Markup.format's formatter cost more than the rest.
+    return Markup(f'<span class="when"><time datetime="{escape(iso_utc(moment))}" title="{escape(exact)}">'
+                  f'{escape(local_text(moment))}</time> '
+                  f'<small class="muted" data-rel>({escape(relative_text(moment))})</small></span>')
 
 
 def duration(value: timedelta | int | float | None) -> str:
