@@ -59,7 +59,12 @@ def tenantpilot_register_dashboard_widgets(app):
 
 @hookimpl
 def tenantpilot_register_scheduled_jobs(app):
-    return ScheduledJob("telemetry.prune", interval_seconds=24 * 3600, func=telemetry.prune_job)
+    return [
+        ScheduledJob("telemetry.prune", interval_seconds=24 * 3600, func=telemetry.prune_job),
+        # PostgreSQL: next months' event partitions, created well before they are needed
+        # (a no-op on SQLite). It also runs at a scheduler's first tick.
+        ScheduledJob("telemetry.ensure_partitions", interval_seconds=24 * 3600, func=telemetry.ensure_partitions),
+    ]
 
 
 @click.group("telemetry")
