@@ -1,10 +1,12 @@
 """Telemetry events partitioned by month on PostgreSQL (issue 17): partitions kept ahead
 by the scheduler, retention dropping whole months and deleting only the boundary month's
 rows, summaries still exact. SQLite keeps the plain table (the job is a no-op there)."""
+import os
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from tenantpilot import partitions, scheduler, telemetry
 from tenantpilot.extensions import db
@@ -180,3 +182,67 @@ def test_prune_deletes_old_rows_in_default_too(app, tenant):
     assert catalog(app)[f"{TABLE}_default"] == (None, 0)
     assert count(app, ProductUsageEvent) == 1
     assert_exact(app)
+
+
+# --- the migration over existing rows ---------------------------------------------------
+
+def test_the_migration_keeps_every_existing_event_and_its_id_and_downgrades(tmp_path):
+    """0012 over a database that already holds events (both backends): the rows, their
+    ids and the id sequence survive; on PostgreSQL they sit in their months afterwards."""
+    from alembic import command
+
+    from tenantpilot.app import create_app
+    from tenantpilot.testing import _migration_dirs, _scratch_database
+
+    with _scratch_database(tmp_path) as config:
+        app = create_app({**config, "TESTING": True, "SECRET_KEY": "check"}, plugins=built_in_plugins())
+        with app.app_context():
+            alembic = app.extensions["migrate"].migrate.get_config()
+            alembic.set_main_option("version_locations", os.pathsep.join(_migration_dirs(app)))
+            command.upgrade(alembic, "0009_approval_requests")
+            now = utcnow().replace(microsecond=0)
+            db.session.execute(text("INSERT INTO workspaces (name, slug, created_at) VALUES ('W', 'w', :t)"), {"t": now})
+            ws = db.session.scalar(text("SELECT id FROM workspaces"))
+            db.session.execute(text("INSERT INTO tenants (workspace_id, name, external_id, status, is_platform, "
+                                    "created_at) VALUES (:w, 'T', 'ext-1', 'active', false, :t)"), {"w": ws, "t": now})
+            tenant_id = db.session.scalar(text("SELECT id FROM tenants"))
+            whens = [now - timedelta(days=100), now - timedelta(days=5), now - timedelta(minutes=1)]
+            for i, when in enumerate(whens):
+                db.session.execute(text(
+                    "INSERT INTO product_usage_events (workspace_id, tenant_id, event_name, feature_area, metadata, "
+                    "occurred_at, created_at, event_uid) VALUES (:w, :t, :n, 'operations', '{}', :at, :at, :uid)"),
+                    {"w": ws, "t": tenant_id, "n": OPS, "at": when, "uid": f"{i:032d}"})
+            db.session.commit()
+            before = db.session.execute(text(
+                "SELECT id, occurred_at, event_uid FROM product_usage_events ORDER BY id")).all()
+            db.session.remove()
+
+            command.upgrade(alembic, "heads")
+            assert db.session.execute(text(
+                "SELECT id, occurred_at, event_uid FROM product_usage_events ORDER BY id")).all() == before
+            conn = db.session.connection()
+            if conn.dialect.name == "postgresql":
+                assert partitions.is_partitioned(conn, TABLE)
+                held = {p.name: db.session.scalar(text(f'SELECT count(*) FROM "{p.name}"'))
+                        for p in partitions.partitions(conn, TABLE)}
+                assert held[f"{TABLE}_default"] == 0
+                assert {month_name(w) for w in whens} <= set(held) and sum(held.values()) == len(whens)
+                this_month = partitions.month_start(now)
+                assert month_name(partitions.add_months(this_month, telemetry.PARTITIONS_AHEAD)) in held
+            db.session.remove()
+            assert telemetry.record(OPS, workspace_id=ws, tenant_id=tenant_id, metadata={"operation_type": "x.y"})
+            newest = db.session.scalar(select(func.max(ProductUsageEvent.id)))
+            assert newest > before[-1][0]  # the sequence went on
+            with pytest.raises(IntegrityError):  # the replay key still refuses an event twice
+                db.session.execute(text(
+                    "INSERT INTO product_usage_events (workspace_id, tenant_id, event_name, feature_area, metadata, "
+                    "occurred_at, created_at, event_uid) VALUES (:w, :t, :n, 'operations', '{}', :at, :at, :uid)"),
+                    {"w": ws, "t": tenant_id, "n": OPS, "at": whens[0], "uid": f"{0:032d}"})
+            db.session.rollback()
+            db.session.remove()
+
+            command.downgrade(alembic, "0009_approval_requests")
+            assert not partitions.is_partitioned(db.session.connection(), TABLE)
+            assert len(db.session.execute(text("SELECT id FROM product_usage_events")).all()) == len(whens) + 1
+            db.session.remove()
+            db.engine.dispose()
