@@ -262,3 +262,31 @@ def test_the_ensure_partitions_command(app):
     assert set(new) <= set(catalog(app))
     again = app.test_cli_runner().invoke(args=["telemetry", "ensure-partitions", "--ahead", "5"])
     assert again.output.strip() == "Created 0 partitions."
+
+
+@pg_only
+def test_prune_behind_a_long_reader_deletes_the_rows_instead_of_waiting(app, tenant, monkeypatch):
+    """Dropping a month locks the parent table against writers; behind a long reader it
+    gives up quickly (the recorder must not queue behind it) and the rows are deleted."""
+    import psycopg
+
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    now = utcnow()
+    old_month = partitions.month_start(now - timedelta(days=200))
+    with app.app_context():
+        partitions.ensure_months(db.session.connection(), TABLE, "occurred_at", old_month, old_month)
+        db.session.commit()
+    record(app, tenant, now - timedelta(days=200))
+    record(app, tenant, now - timedelta(days=1))
+    with psycopg.connect(backends().database_url) as reader:  # a transaction still reading the table
+        reader.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+        with app.app_context():
+            assert telemetry.prune(90) == 1
+        assert month_name(old_month) in catalog(app)  # not dropped: it was deleted from instead
+        assert catalog(app)[month_name(old_month)][1] == 0
+        reader.rollback()
+    assert count(app, ProductUsageEvent) == 1
+    assert_exact(app)
+    with app.app_context():  # the next prune, with nobody in the way, drops the empty month
+        assert telemetry.prune(90) == 0
+    assert month_name(old_month) not in catalog(app)
