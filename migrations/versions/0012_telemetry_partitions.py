@@ -17,7 +17,7 @@ tenantpilot.partitions: a migration must keep doing what it did when the code mo
 Revision ID: 0012_telemetry_partitions
 Revises: 0009_approval_requests
 """
-from datetime import datetime
+from datetime import datetime, timezone
 
 from alembic import op
 
@@ -29,7 +29,7 @@ depends_on = None
 TABLE = "product_usage_events"
 AHEAD_MONTHS = 3  # tenantpilot.telemetry.PARTITIONS_AHEAD; the scheduler keeps it from here
 BACK_MONTHS = 3
-MAX_BACK_MONTHS = 24
+MAX_MONTHS = 24  # at most this far back and ahead; anything further waits in DEFAULT
 INDEXES = (
     ("ix_product_usage_events_occurred", "occurred_at"),
     ("ix_product_usage_events_event_occurred", "event_name, occurred_at"),
@@ -61,12 +61,12 @@ def upgrade():
         op.drop_index("uq_product_usage_events_event_uid", table_name=TABLE)
         op.create_index("uq_product_usage_events_event_uid", TABLE, ["event_uid", "occurred_at"], unique=True)
         return
-    now = datetime.utcnow()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     oldest, newest = bind.exec_driver_sql(f"SELECT min(occurred_at), max(occurred_at) FROM {TABLE}").one()
     # From the oldest event (or the default 90-day retention back, so a backfill or the
     # demo seed lands in its own months) to a few months ahead.
-    first = max(min(_month(oldest or now), _month(now, -BACK_MONTHS)), _month(now, -MAX_BACK_MONTHS))
-    last = _month(max(newest or now, now), AHEAD_MONTHS)
+    first = max(min(_month(oldest or now), _month(now, -BACK_MONTHS)), _month(now, -MAX_MONTHS))
+    last = min(_month(max(newest or now, now), AHEAD_MONTHS), _month(now, MAX_MONTHS))
     op.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_unpartitioned")
     # Same columns, NOT NULLs and defaults (id keeps nextval of its sequence).
     op.execute(f"CREATE TABLE {TABLE} (LIKE {TABLE}_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (occurred_at)")
