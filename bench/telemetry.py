@@ -244,8 +244,9 @@ def describe(conn, now) -> dict:
     out = {"rows": q("SELECT count(*) FROM product_usage_events").fetchone()[0],
            "future": q("SELECT count(*) FROM product_usage_events WHERE occurred_at > %s", (now,)).fetchone()[0],
            "by_name": dict(q("SELECT event_name, count(*) FROM product_usage_events GROUP BY 1").fetchall()),
-           "size": q("SELECT pg_size_pretty(pg_table_size('product_usage_events')), "
-                     "pg_size_pretty(pg_indexes_size('product_usage_events'))").fetchone(),
+           # Summed over the monthly partitions (the partitioned parent itself holds nothing).
+           "size": q("SELECT pg_size_pretty(sum(pg_table_size(relid))), pg_size_pretty(sum(pg_indexes_size(relid))) "
+                     "FROM pg_partition_tree('product_usage_events')").fetchone(),
            "rollup_rows": q("SELECT (SELECT count(*) FROM product_usage_hourly), "
                             "(SELECT count(*) FROM product_usage_workspaces)").fetchone()}
     weekday, weekend = q("""

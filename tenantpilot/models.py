@@ -451,8 +451,13 @@ class ProductUsageEvent(db.Model):
         Index("ix_product_usage_events_occurred", "occurred_at"),
         Index("ix_product_usage_events_event_occurred", "event_name", "occurred_at"),
         Index("ix_product_usage_events_ws_tenant_occurred", "workspace_id", "tenant_id", "occurred_at"),
-        Index("uq_product_usage_events_event_uid", "event_uid", unique=True),
+        # With occurred_at: on PostgreSQL the table is partitioned by month on it
+        # (migration 0012), and a partitioned table's unique keys must hold the
+        # partition key. A replay carries the occurred_at it was spooled with.
+        Index("uq_product_usage_events_event_uid", "event_uid", "occurred_at", unique=True),
     )
+    # The ORM's key stays id alone (SQLite's rowid autoincrement); PostgreSQL's primary
+    # key is (id, occurred_at) for the same reason as above, ids still from one sequence.
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"))
     tenant_id: Mapped[int] = mapped_column(db.ForeignKey("tenants.id"))

@@ -12,6 +12,11 @@ Reading: a window always ends now. The summary is exact and cheap at any table s
   first, partial hour (at most one hour of rows, by the occurred_at index);
 - active workspaces = workspaces whose latest event is inside the window (one indexed
   range count over product_usage_workspaces).
+
+Retention: on PostgreSQL the events table is partitioned by month (migration 0012,
+tenantpilot.partitions); the scheduler keeps the next months created, and prune drops
+whole months older than the window and deletes only the boundary month's old rows.
+SQLite keeps one plain table and deletes in batches.
 """
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ from typing import Any, Mapping
 
 from flask import current_app
 from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy.exc import OperationalError
 
-from . import spool
+from . import partitions, spool
 from .dashboard import WINDOWS  # the dashboard's windows: one selector drives every widget
 from .extensions import db
 from .models import ProductUsageEvent, ProductUsageHourly, ProductUsageWorkspace
@@ -35,6 +41,8 @@ log = logging.getLogger("tenantpilot.telemetry")
 SPOOL_KIND = "telemetry"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._:+/-]{1,120}$")
 PRUNE_BATCH = 10_000
+EVENTS_TABLE = "product_usage_events"
+PARTITIONS_AHEAD = 3  # months of event partitions kept created ahead (PostgreSQL)
 
 
 class TelemetryError(ValueError):
@@ -308,15 +316,23 @@ def rebuild_rollups() -> None:
 
 
 def prune(days: int, now: datetime | None = None) -> int:
-    """Delete events older than ``days`` days in batches; returns how many. Touches only
-    the telemetry tables (events and their rollups)."""
+    """Delete events older than ``days`` days; returns how many. Touches only the
+    telemetry tables (events and their rollups).
+
+    PostgreSQL (partitioned by month): the months wholly before the cutoff are dropped,
+    and only the rows of the boundary month (and any in DEFAULT) are deleted, so a day's
+    retention is a catalog change plus at most a day's rows, not a bloating delete of a
+    month. SQLite (plain table): deleted in batches."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise TelemetryError("days must be at least 1")
     cutoff = (now or utcnow()) - timedelta(days=days)
-    deleted = 0
+    deleted = _drop_partitions_before(cutoff)
     while True:
         ids = select(ProductUsageEvent.id).where(ProductUsageEvent.occurred_at < cutoff).limit(PRUNE_BATCH)
-        n = db.session.execute(delete(ProductUsageEvent).where(ProductUsageEvent.id.in_(ids))).rowcount
+        # occurred_at again on the outer delete: PostgreSQL then only visits the
+        # partitions that can hold such rows.
+        n = db.session.execute(delete(ProductUsageEvent).where(
+            ProductUsageEvent.occurred_at < cutoff, ProductUsageEvent.id.in_(ids))).rowcount
         db.session.commit()
         deleted += n
         if n < PRUNE_BATCH:
@@ -329,6 +345,42 @@ def prune(days: int, now: datetime | None = None) -> int:
     db.session.execute(delete(ProductUsageWorkspace).where(ProductUsageWorkspace.last_event_at < cutoff))
     db.session.commit()
     return deleted
+
+
+def _drop_partitions_before(cutoff: datetime) -> int:
+    """Drop the monthly partitions wholly older than ``cutoff``; the rows they held. If
+    the parent cannot be locked in time (a long reader), nothing is dropped and the
+    batched delete after this does the work this once."""
+    conn = db.session.connection()
+    if not partitions.is_partitioned(conn, EVENTS_TABLE):
+        return 0
+    try:
+        dropped = partitions.drop_before(conn, EVENTS_TABLE, cutoff)
+        db.session.commit()
+    except OperationalError:
+        db.session.rollback()
+        log.warning("telemetry partitions not dropped (lock timeout); deleting rows instead")
+        return 0
+    if dropped:
+        log.info("telemetry partitions dropped", extra={"partitions": [name for name, _ in dropped]})
+    return sum(rows for _, rows in dropped)
+
+
+def ensure_partitions(ahead_months: int = PARTITIONS_AHEAD, now: datetime | None = None) -> list[str]:
+    """PostgreSQL: create the monthly event partitions from this month to
+    ``ahead_months`` months ahead that are missing; returns their names (none on SQLite).
+    Scheduled daily, so inserts land in their month and the DEFAULT partition stays empty;
+    rows that did land in DEFAULT for a new month are moved into it."""
+    conn = db.session.connection()
+    if not partitions.is_partitioned(conn, EVENTS_TABLE):
+        return []
+    this_month = partitions.month_start(now or utcnow())
+    made = partitions.ensure_months(conn, EVENTS_TABLE, "occurred_at", this_month,
+                                    partitions.add_months(this_month, ahead_months))
+    db.session.commit()
+    if made:
+        log.info("telemetry partitions created", extra={"partitions": made})
+    return made
 
 
 def prune_job() -> None:

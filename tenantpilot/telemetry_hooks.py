@@ -1,6 +1,7 @@
 """Core plugin: product usage telemetry's own contributions, through the same hooks any
 plugin uses: the "Operations started" family (the start seam is its source), the
-"Product telemetry" dashboard widget, the daily retention job and `flask telemetry`."""
+"Product telemetry" dashboard widget, the daily retention and partition jobs and
+`flask telemetry`."""
 from __future__ import annotations
 
 import click
@@ -59,7 +60,12 @@ def tenantpilot_register_dashboard_widgets(app):
 
 @hookimpl
 def tenantpilot_register_scheduled_jobs(app):
-    return ScheduledJob("telemetry.prune", interval_seconds=24 * 3600, func=telemetry.prune_job)
+    return [
+        ScheduledJob("telemetry.prune", interval_seconds=24 * 3600, func=telemetry.prune_job),
+        # PostgreSQL: next months' event partitions, created well before they are needed
+        # (a no-op on SQLite). It also runs at a scheduler's first tick.
+        ScheduledJob("telemetry.ensure_partitions", interval_seconds=24 * 3600, func=telemetry.ensure_partitions),
+    ]
 
 
 @click.group("telemetry")
@@ -79,6 +85,24 @@ def prune_command(days):
     deleted = telemetry.prune(days)
     click.echo(ngettext("Deleted %(num)d product usage event", "Deleted %(num)d product usage events", deleted)
                + ngettext(" older than %(num)d day.", " older than %(num)d days.", days))
+
+
+@telemetry_cli.command("ensure-partitions")
+@click.option("--ahead", type=click.IntRange(0, 24), default=telemetry.PARTITIONS_AHEAD, show_default=True,
+              help="Months ahead of this one to have partitions for.")
+@with_appcontext
+def ensure_partitions_command(ahead):
+    """Create the missing monthly partitions of the events table (PostgreSQL; the scheduler
+    does this daily, this is for a release phase or by hand)."""
+    from . import partitions
+    from .extensions import db
+
+    if not partitions.is_partitioned(db.session.connection(), telemetry.EVENTS_TABLE):
+        click.echo("The events table is not partitioned (SQLite): nothing to do.")
+        return
+    made = telemetry.ensure_partitions(ahead_months=ahead)
+    click.echo(ngettext("Created %(num)d partition", "Created %(num)d partitions", len(made))
+               + (": " + ", ".join(made) if made else "") + ".")
 
 
 @telemetry_cli.command("rebuild-rollups")

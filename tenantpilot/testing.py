@@ -539,8 +539,18 @@ def migration_diff(app) -> list:
         _upgrade(scratch, _migration_dirs(scratch))
         with scratch.app_context():
             with db.engine.connect() as conn:
-                diff = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include}),
-                                        db.metadata)
+                # PostgreSQL partitions (telemetry's months) are storage of their
+                # partitioned table, which the model describes; they are not tables of their own.
+                partitions = set(conn.exec_driver_sql(
+                    "SELECT relname FROM pg_class WHERE relispartition "
+                    "AND relnamespace = to_regnamespace(current_schema())::oid").scalars()) \
+                    if conn.dialect.name == "postgresql" else set()
+
+                def include_name(name, type_, parent_names):
+                    return name not in partitions if type_ == "table" else True
+
+                diff = compare_metadata(MigrationContext.configure(
+                    conn, opts={"include_object": include, "include_name": include_name}), db.metadata)
             db.engine.dispose()
     return diff
 
