@@ -27,8 +27,8 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, true, uni
 from .extensions import db
 from .models import (ACTIVE_STATUSES, OperationalControlActivation, OperationRun, OperationRunFailedTenantHourly,
                      OperationRunHourly, OperationRunTenant)
-from .run_rollup import ceil_hour
 from .queue import all_queues
+from .run_rollup import ceil_hour
 from .sanitize import safe_reason
 
 log = logging.getLogger("tenantpilot.dashboard")
