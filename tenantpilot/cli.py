@@ -29,6 +29,7 @@ def register_commands(app) -> None:
     app.cli.add_command(controls_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(approvals_cli)
+    app.cli.add_command(runs_cli)
 
 
 @click.command("plugins")
@@ -463,3 +464,16 @@ def approvals_reject(request_id, email, reason):
         db.session.rollback()
         _refused(exc)
     click.echo(f"Request #{req.id} rejected by {approver.email}.")
+
+
+runs_cli = AppGroup("runs", help="The operation-run ledger.")
+
+
+@runs_cli.command("rebuild-rollup")
+def runs_rebuild_rollup():
+    """Recount the dashboard's hourly rollup of completed runs from the ledger (migration
+    0011 backfills it; the ledger keeps it current; use this after a bulk load)."""
+    from . import run_rollup
+
+    run_rollup.rebuild()
+    click.echo("Run rollup rebuilt.")

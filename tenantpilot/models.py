@@ -232,6 +232,29 @@ class OperationRun(db.Model):
         return int(100 * self.tenants_done / self.tenants_total)
 
 
+class OperationRunHourly(db.Model):
+    """Completed runs per (hour created, type, outcome) and their failed tenants, written
+    in the completing transaction (run_rollup.py): the dashboard's 30-day figures read
+    ≤ 720 × types × outcomes rows instead of every run of the window."""
+
+    __tablename__ = "operation_runs_hourly"
+    bucket_start = mapped_column(db.DateTime, primary_key=True)  # the runs' created_at hour
+    type: Mapped[str] = mapped_column(db.String(100), primary_key=True)
+    outcome: Mapped[str] = mapped_column(db.String(30), primary_key=True)
+    runs: Mapped[int] = mapped_column(default=0)
+    tenants_failed: Mapped[int] = mapped_column(default=0)
+
+
+class OperationRunFailedTenantHourly(db.Model):
+    """Failed tenant rows of completed runs per (hour the run was created, tenant), written
+    with OperationRunHourly: top failing tenants without joining the window's tenant rows."""
+
+    __tablename__ = "operation_run_failed_tenants_hourly"
+    bucket_start = mapped_column(db.DateTime, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    failed: Mapped[int] = mapped_column(default=0)
+
+
 class OperationRunTenant(db.Model):
     """Per-tenant result row of a run: the unit of isolation and of exactly-once counting."""
 

@@ -376,7 +376,7 @@ def validate_counts(op, counts) -> dict:
 
 
 def _mark_completed(run: OperationRun) -> None:
-    from . import outbox
+    from . import outbox, run_rollup
 
     outbox.record_run_completed(run)  # the completion's effects commit with it
     run.status = "completed"
@@ -393,6 +393,7 @@ def _mark_completed(run: OperationRun) -> None:
         run.outcome = "failed"
     else:
         run.outcome = "partially_succeeded"
+    run_rollup.record_completed(run)  # the dashboard's rollup, in the completing transaction
 
 
 def _items_failed(run: OperationRun) -> bool:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from alembic import op
 
 revision = "0012_telemetry_partitions"
-down_revision = "0009_approval_requests"
+down_revision = "0011_runs_hourly"
 branch_labels = None
 depends_on = None
 
