@@ -20,3 +20,27 @@ def test_digits_are_babels_text(moment, zone, locale):
     tz = ZoneInfo(zone)
     assert _digits(moment.astimezone(tz)) == format_datetime(moment, ABSOLUTE, tzinfo=tz, locale=locale)
     assert _digits(moment, seconds=True) == format_datetime(moment, EXACT_UTC, tzinfo=timezone.utc, locale=locale)
+
+
+@settings(max_examples=500, deadline=None)
+@given(seconds=st.one_of(st.floats(min_value=-4e9, max_value=4e9, allow_nan=False),
+                         st.integers(min_value=-200_000, max_value=200_000).map(float)),
+       locale=st.sampled_from(LOCALES))
+def test_relative_text_is_babels_text(seconds, locale):
+    """The looked-up relative hint is the text Babel writes for that very delta, near unit
+    boundaries (51 minutes, 20.4 hours, …) included."""
+    from datetime import timedelta
+    from unittest.mock import patch
+
+    from babel.dates import format_timedelta
+
+    from tenantpilot.web import times
+
+    now = datetime(2026, 12, 2, 12, 0, 0)
+    delta = timedelta(seconds=seconds)
+    if abs(seconds) < 1:
+        return
+    with patch.object(times, "_locale", return_value=locale):
+        times._RELATIVE.clear()
+        times.relative_text(now + timedelta(seconds=seconds + (1 if seconds > 0 else -1)), now)  # fill the table nearby
+        assert times.relative_text(now + delta, now) == format_timedelta(delta, add_direction=True, locale=locale)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as babel_format_datetime
-from babel.dates import format_timedelta
+from babel.dates import TIMEDELTA_UNITS, format_timedelta
 from babel.lists import format_list
 from babel.units import format_unit
 from flask_babel import get_locale
@@ -79,9 +79,34 @@ def local_text(value: datetime | None, zone: str | None = None) -> str:
 def relative_text(value: datetime, now: datetime | None = None) -> str:
     """``3 minutes ago`` / ``in 2 hours`` (Babel's rounding; app.js repeats it in the page)."""
     delta = _aware(value) - _aware(now or utcnow())
-    if abs(delta.total_seconds()) < 1:
+    seconds = delta.total_seconds()
+    if abs(seconds) < 1:
         return "just now"
-    return format_timedelta(delta, add_direction=True, locale=_locale())
+    locale = _locale()
+    # Babel's text depends only on the direction, the unit it picks and the rounded amount,
+    # so a text is made once per (locale, direction, unit, amount) and then looked up.
+    key = (str(locale), seconds >= 0, *_babel_unit(seconds))
+    text = _RELATIVE.get(key)
+    if text is None:
+        text = format_timedelta(delta, add_direction=True, locale=locale)
+        if len(_RELATIVE) < 20_000:
+            _RELATIVE[key] = text
+    return text
+
+
+_RELATIVE: dict[tuple, str] = {}
+
+
+def _babel_unit(seconds: float) -> tuple[str, int]:
+    """The unit and rounded amount babel.dates.format_timedelta shows for ``seconds``
+    (its defaults: threshold 0.85, granularity "second"), chosen the way it chooses."""
+    for unit, size in TIMEDELTA_UNITS:
+        amount = abs(seconds) / size
+        if amount >= 0.85 or unit == "second":
+            if unit == "second" and amount > 0:
+                amount = max(1, amount)
+            return unit, int(round(amount))
+    raise AssertionError("unreachable: seconds is the last unit")
 
 
 def when(value: datetime | str | None) -> Markup:
