@@ -124,14 +124,14 @@ def start(
     event_uids: list[str] = []
 
     def attach_and_count(run: OperationRun) -> None:
-        # In the run's own transaction: the caller's domain rows, then the usage event, so
+        # In the run's own transaction: the usage event, then the caller's domain rows, so
         # the run and its event commit together (one commit, not two) and a start that
-        # rolls back leaves no event.
-        if attach is not None:
-            attach(run)
+        # rolls back (its domain rows failed) leaves no event.
         uid = _record_started(op, scope, actor, run)
         if uid:
             event_uids.append(uid)
+        if attach is not None:
+            attach(run)
 
     run, outcome, pending = runs.create(
         operation_type=op.key, scope=scope, identity_inputs=identity_inputs, tenants=universe, skipped=skipped,
