@@ -139,21 +139,28 @@ def drift(runbook, scope: dict, before: dict) -> str | None:
 def start(runbook, event: AuditLog, actor: Actor, reason_code: str, reason_text: str, source: str,
           extra_context: dict | None = None):
     """Start from a stored preflight through the start seam; audited when it started.
-    ``extra_context`` joins the run context (an approved request names its approver)."""
+    ``extra_context`` joins the run context (an approved request names its approver).
+
+    The start's audit row is written in the run's own transaction (the seam's ``attach``):
+    the run and the row that says who started it and why commit together, in one commit.
+    A run the queue then refuses keeps that row, and its failure is audited when the
+    ledger completes it (``platform.ops.runbooks.failed``)."""
     scope, result = event.meta["scope"], event.meta["result"]
-    outcome = seam.start(
-        runbook.key, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")), actor=actor,
-        source=source,
-        context={"runbook": runbook.key, "preflight": result, "preflight_audit_id": event.id,
-                 "reason_code": reason_code, "reason_text": reason_text, **(extra_context or {})},
-    )
-    if outcome.status == "started":
+
+    def audit_start(run) -> None:
         audit.record("platform.ops.runbooks.start", actor=actor, workspace_id=scope.get("workspace_id"),
-                     tenant_id=scope.get("tenant_id"), target=("operation_run", outcome.run.id, runbook.label),
+                     tenant_id=scope.get("tenant_id"), target=("operation_run", run.id, runbook.label),
                      summary=f"Started {runbook.label} for {scope_label(scope)}",
                      metadata={"runbook": runbook.key, "scope": scope, "reason_code": reason_code,
                                "reason_text": reason_text, "break_glass": actor.break_glass,
                                "preflight_audit_id": event.id, "source": source,
                                **({"approval_request_id": extra_context["approval"]["request_id"]}
-                                  if extra_context and "approval" in extra_context else {})})
-    return outcome
+                                  if extra_context and "approval" in extra_context else {})},
+                     commit=False)
+
+    return seam.start(
+        runbook.key, scope=Scope(scope["kind"], scope.get("workspace_id"), scope.get("tenant_id")), actor=actor,
+        source=source, attach=audit_start,
+        context={"runbook": runbook.key, "preflight": result, "preflight_audit_id": event.id,
+                 "reason_code": reason_code, "reason_text": reason_text, **(extra_context or {})},
+    )

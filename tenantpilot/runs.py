@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import ngettext
 from sqlalchemy import bindparam, insert, or_, select, text, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 from .models import OperationRun, OperationRunTenant, Tenant
@@ -78,18 +80,27 @@ def create(
     batch_size: int,
     parent_run_id: int | None = None,
     attach=None,
-) -> tuple[OperationRun, str]:
-    """Insert a run and its tenant rows; return (run, 'created'|'deduped'|'scope_busy').
+) -> tuple[OperationRun, str, dict[str, list[int]]]:
+    """Insert a run and its tenant rows; return (run, 'created'|'deduped'|'scope_busy',
+    the new run's pending tenant ids by job id — ``batches()`` without reading them back).
 
     The partial unique indexes decide races: the loser of two concurrent inserts gets the
     winner's run back, never a second run. ``attach(run)`` (optional) adds domain rows in
-    the same transaction, so they exist exactly when the run does."""
+    the same transaction, so they exist exactly when the run does.
+
+    Round trips (the start seam's hot path): one SELECT for an active conflict, the run
+    INSERT (RETURNING its id), one INSERT of the tenant rows, the commit. The counters are
+    final before the run row is inserted (no follow-up UPDATE), and the run keeps the
+    values it was written with after the commit (no refresh SELECT)."""
     ident = identity_hash(operation_type, scope, identity_inputs)
     lock = f"{operation_type}:{scope.lock_key}" if scope.lock_key else None
+    skipped = skipped or {}
+    todo = [t for t in tenants if t[0] not in skipped]
+    n_skipped = len(tenants) - len(todo)
     for attempt in range(8):
         existing = _active_conflict(ident, lock)
         if existing:
-            return existing
+            return (*existing, {})
         run = OperationRun(
             type=operation_type,
             workspace_id=scope.workspace_id,
@@ -101,10 +112,12 @@ def create(
             initiator_name=initiator.name if initiator.kind != "system" else None,
             run_identity_hash=ident,
             scope_lock=lock,
-            summary_counts={},
+            summary_counts={"tenants": n_skipped, "failed": 0},
             failure_summary=[],
             context=context,
             tenants_total=len(tenants),
+            tenants_done=n_skipped,
+            tenants_skipped=n_skipped,
             parent_run_id=parent_run_id,
         )
         try:
@@ -121,13 +134,12 @@ def create(
                 raise
             time.sleep(0.05 * (attempt + 1))  # let the winner commit
             continue
-        skipped = skipped or {}
-        todo = [t for t in tenants if t[0] not in skipped]
-        rows = [
-            {"run_id": run.id, "tenant_id": tid, "status": "pending", "job_id": job_id_for(run.id, i // batch_size),
-             "counts": {}}
-            for i, (tid, _ws) in enumerate(todo)
-        ]
+        pending: dict[str, list[int]] = {}
+        rows = []
+        for i, (tid, _ws) in enumerate(todo):
+            job_id = job_id_for(run.id, i // batch_size)
+            pending.setdefault(job_id, []).append(tid)
+            rows.append({"run_id": run.id, "tenant_id": tid, "status": "pending", "job_id": job_id, "counts": {}})
         rows += [
             {"run_id": run.id, "tenant_id": tid, "status": "skipped", "reason_code": skipped[tid], "counts": {},
              "finished_at": utcnow(), "accounted": True}
@@ -135,10 +147,6 @@ def create(
         ]
         if rows:
             db.session.execute(insert(OperationRunTenant), rows)
-        n_skipped = len(tenants) - len(todo)
-        run.tenants_done = n_skipped
-        run.tenants_skipped = n_skipped
-        run.summary_counts = {"tenants": n_skipped, "failed": 0}
         if attach is not None:
             try:
                 attach(run)
@@ -147,11 +155,24 @@ def create(
                 raise
         if not todo:  # nothing to dispatch: complete right away
             _mark_completed(run)
-        db.session.commit()
+        _commit_keeping(run)
         if run.status == "completed":
             _after_completion(run.id)
-        return run, "created"
+        return run, "created", {job: sorted(tids) for job, tids in pending.items()}
     raise RuntimeError("could not create or find the active run")  # pragma: no cover
+
+
+def _commit_keeping(obj) -> None:
+    """Commit, and keep ``obj``'s column values as they were written instead of letting
+    the commit expire them: its next attribute read would otherwise re-SELECT the row
+    this transaction just inserted (a round trip on the start seam's hot path). Every
+    column is known after the flush (ids from RETURNING, defaults computed in Python)."""
+    state = sa_inspect(obj)
+    db.session.flush()
+    written = {attr.key: state.dict[attr.key] for attr in state.mapper.column_attrs if attr.key in state.dict}
+    db.session.commit()
+    for key, value in written.items():
+        set_committed_value(obj, key, value)
 
 
 def _active_conflict(ident: str, lock: str | None):

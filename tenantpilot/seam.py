@@ -2,7 +2,7 @@
 deploy hook, API — starts work here, in this order:
 
 capability check → control evaluation (+ blocked audit) → scope lock → idempotent run
-creation → enqueue → telemetry.
+creation (+ the caller's domain rows and the usage event, one commit) → enqueue.
 
 It returns a StartResult that every surface renders the same way.
 """
@@ -99,7 +99,12 @@ def start(
         return StartResult("blocked", decision=decision, message=body, label=op.label, extra={"title": title})
 
     # 3 + 4. Scope lock and idempotent creation (both enforced by unique indexes).
-    universe = runs.tenant_universe(scope, op.tenant_statuses)
+    if scope.kind == "single_tenant":
+        # The tenant read above passed the universe's own test (status allowed for this
+        # operation type, not the platform tenant): no second SELECT for the same row.
+        universe = [(tenant.id, tenant.workspace_id)]
+    else:
+        universe = runs.tenant_universe(scope, op.tenant_statuses)
     if tenant_ids is not None:
         wanted = set(tenant_ids)
         universe = [row for row in universe if row[0] in wanted]
@@ -116,10 +121,22 @@ def start(
         "identity_inputs": identity_inputs or {},
         **(context or {}),
     }
-    run, outcome = runs.create(
+    event_uids: list[str] = []
+
+    def attach_and_count(run: OperationRun) -> None:
+        # In the run's own transaction: the usage event, then the caller's domain rows, so
+        # the run and its event commit together (one commit, not two) and a start that
+        # rolls back (its domain rows failed) leaves no event.
+        uid = _record_started(op, scope, actor, run)
+        if uid:
+            event_uids.append(uid)
+        if attach is not None:
+            attach(run)
+
+    run, outcome, pending = runs.create(
         operation_type=op.key, scope=scope, identity_inputs=identity_inputs, tenants=universe, skipped=skipped,
         initiator=actor, context=run_context, batch_size=current_app.config["TENANTPILOT_FANOUT_BATCH_SIZE"],
-        parent_run_id=parent_run_id, attach=attach,
+        parent_run_id=parent_run_id, attach=attach_and_count,
     )
     if outcome == "deduped":
         return StartResult("deduped", run=run, message=f"{op.label} is already queued.", label=op.label)
@@ -127,28 +144,32 @@ def start(
         return StartResult("scope_busy", run=run, label=op.label,
                            message=f"{op.label} is already running for all tenants.")
 
-    # 5. Enqueue. A queue outage must never leave a silent queued run behind.
+    # 5. Enqueue, after the commit (a job must find its run). A queue outage must never
+    # leave a silent queued run behind: the run is failed, and the usage event that
+    # committed with it is taken back (an unstarted run is no successful start, SPEC 6).
     if run.status != "completed":
         try:
-            enqueue_batches(run.id, runs.batches(run.id))
+            enqueue_batches(run.id, pending)
         except QueueUnavailable:
             log.exception("enqueue failed for run %s", run.id)
+            for uid in event_uids:
+                telemetry.retract(uid)
             runs.abort(run.id, "enqueue_failed", "The job queue could not be reached; nothing was started.")
             return StartResult("enqueue_failed", run=db.session.get(OperationRun, run.id), label=op.label,
                                message="The job queue is unreachable; the run was marked failed. Try again shortly.")
-    _record_started(op, scope, actor, run)
     return StartResult("started", run=run, message=f"{op.label} started.", label=op.label)
 
 
-def _record_started(op, scope: Scope, actor: Actor, run: OperationRun) -> None:
+def _record_started(op, scope: Scope, actor: Actor, run: OperationRun) -> str | None:
     """Telemetry source: a tenant user started a tenant-bound run that did not exist yet.
     Product usage counts customers only (SPEC 6): platform staff, system-initiated runs,
-    dedup hits and refusals record nothing."""
+    dedup hits and refusals record nothing. Written in the run's transaction; returns the
+    event's uid (None when nothing was recorded)."""
     if actor.kind != "human" or scope.kind != "single_tenant":
-        return
-    telemetry.record("product.operations.started", workspace_id=scope.workspace_id, tenant_id=scope.tenant_id,
-                     user_id=actor.id, subject_type="operation_run",
-                     subject_id=str(run.id), metadata={"operation_type": op.key})
+        return None
+    return telemetry.record_in_transaction(
+        "product.operations.started", workspace_id=scope.workspace_id, tenant_id=scope.tenant_id, user_id=actor.id,
+        subject_type="operation_run", subject_id=str(run.id), metadata={"operation_type": op.key})
 
 
 def _check_capabilities(op, scope: Scope, actor: Actor) -> str | None:

@@ -23,8 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import event
 
 log = logging.getLogger("tenantpilot.spool")
+_ON_COMMIT = "tenantpilot_spool_on_commit"
 
 
 def _redis_key(kind: str) -> str:
@@ -65,6 +67,26 @@ def append(kind: str, record: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     log.warning("spooled a %s record (file)", kind)
+
+
+def append_on_commit(session, kind: str, record: dict) -> None:
+    """Spool ``record`` once ``session``'s transaction commits; forget it if it rolls back
+    (a row that belonged to an action that did not happen)."""
+    waiting = session.info.setdefault(_ON_COMMIT, [])
+    waiting.append((kind, record))
+    if not session.info.get(_ON_COMMIT + "_listening"):
+        event.listen(session, "after_commit", _append_waiting)
+        event.listen(session, "after_rollback", _drop_waiting)
+        session.info[_ON_COMMIT + "_listening"] = True
+
+
+def _append_waiting(session) -> None:
+    for kind, record in session.info.pop(_ON_COMMIT, []):
+        append(kind, record)
+
+
+def _drop_waiting(session) -> None:
+    session.info.pop(_ON_COMMIT, None)
 
 
 def pending(kind: str) -> int:

@@ -3,8 +3,10 @@
 The recorder is the only write path. It validates against the event catalog (what the
 plugins registered through ``tenantpilot_register_event_families``) and accepts tokens,
 ints, bools and timestamps only, so free text, e-mails and payloads cannot get in. It
-writes in a transaction of its own, after the source action committed, and never raises:
-a failure is logged and counted, and the user's action stands.
+never raises: a failure is logged and counted, and the user's action stands. Two ways in:
+``record`` writes in a transaction of its own, after the source action committed;
+``record_in_transaction`` writes in the action's own transaction (a savepoint), so the
+event commits exactly when the action does, in the same commit (the start seam).
 
 Reading: a window always ends now. The summary is exact and cheap at any table size:
 - family counts = the hourly rollup for the whole hours of the window (kept up to date in
@@ -160,6 +162,62 @@ def record(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int |
         except Exception:
             _count_error(event_name, exc)
         return True
+
+
+def record_in_transaction(event_name: str, *, workspace_id: int, tenant_id: int, user_id: int | None = None,
+                          subject_type: str | None = None, subject_id: str | None = None,
+                          metadata: Mapping[str, Any] | None = None) -> str | None:
+    """Record one event inside the caller's open transaction (does not commit): the event
+    commits exactly when the action it counts does, and costs that action no commit of
+    its own (the start seam: run row and event in one commit). Returns the event's uid
+    (for ``retract``), or None when the event was refused.
+
+    Never raises and never poisons the caller's transaction: the rows go in a SAVEPOINT;
+    a valid event the database refused is spooled when the caller commits (and dropped if
+    the caller rolls back: an action that did not happen is not counted)."""
+    try:
+        row = validate(event_name, workspace_id=workspace_id, tenant_id=tenant_id, user_id=user_id,
+                       subject_type=subject_type, subject_id=subject_id, metadata=metadata)
+    except Exception as exc:
+        _count_error(event_name, exc)
+        return None
+    now = utcnow()
+    row["event_uid"] = uuid.uuid4().hex
+    try:
+        with db.session.begin_nested():
+            write(db.session.connection(), row, now)
+    except Exception:
+        log.exception("telemetry event not written; spooled for replay if the action commits",
+                      extra={"event": event_name})
+        spool.append_on_commit(db.session(), SPOOL_KIND, {**row, "occurred_at": now.isoformat()})
+    return row["event_uid"]
+
+
+def retract(event_uid: str) -> None:
+    """Take back an event recorded with its action when the action failed after its commit
+    (the start seam: the run could not be enqueued). Removes the row and corrects both
+    rollups, in the caller's transaction (which commits it). Never raises."""
+    events, hourly, workspaces = (ProductUsageEvent.__table__, ProductUsageHourly.__table__,
+                                  ProductUsageWorkspace.__table__)
+    try:
+        with db.session.begin_nested():
+            conn = db.session.connection()
+            found = conn.execute(delete(events).where(events.c.event_uid == event_uid)
+                                 .returning(events.c.event_name, events.c.workspace_id, events.c.occurred_at)).first()
+            if found is None:
+                return  # never written (or spooled): nothing to take back here
+            name, workspace_id, occurred_at = found
+            conn.execute(hourly.update().where(hourly.c.bucket_start == floor_hour(occurred_at),
+                                               hourly.c.event_name == name).values(count=hourly.c.count - 1))
+            latest = conn.execute(select(func.max(events.c.occurred_at))
+                                  .where(events.c.workspace_id == workspace_id)).scalar()
+            if latest is None:
+                conn.execute(delete(workspaces).where(workspaces.c.workspace_id == workspace_id))
+            else:
+                conn.execute(workspaces.update().where(workspaces.c.workspace_id == workspace_id)
+                             .values(last_event_at=latest))
+    except Exception as exc:
+        _count_error("retract", exc)
 
 
 def replay_one(record: dict) -> None:

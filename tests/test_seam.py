@@ -646,3 +646,53 @@ def test_a_workspace_pause_with_an_expiry_skips_its_tenants_until_then(app, fact
     rows = tenant_rows(app, run_id)
     assert {rows[t] for t in paused_ids} == {("skipped", "paused", None)}
     assert run_row(app, run_id).tenants_skipped == 2
+
+
+def _runbook_start(app, actor):
+    """Preflight → start of the fan-out runbook through runbook_starts (what the page and
+    the API do); returns (StartResult, commits the start itself made)."""
+    from sqlalchemy import event as sa_event
+
+    from tenantpilot import runbook_starts
+
+    commits = []
+
+    def on_commit(conn):
+        commits.append(conn)
+
+    with app.app_context():
+        runbook = app.extensions["tenantpilot"].registry.runbooks["tests.fanout"]
+        scope = runbook_starts.normalized_scope("all_tenants", None, None)
+        event, _ = runbook_starts.record_preflight(runbook, scope, actor)
+        sa_event.listen(db.engine, "commit", on_commit)
+        try:
+            result = runbook_starts.start(runbook, event, actor, "maintenance", "Monthly check", "system_ui")
+        finally:
+            sa_event.remove(db.engine, "commit", on_commit)
+        return result, len(commits)
+
+
+def test_a_runbook_start_and_its_audit_row_are_one_commit(app, factory):
+    ws = factory.workspace()
+    factory.tenants(ws, 3)
+    result, commits = _runbook_start(app, platform_actor(app, factory.platform_user()))
+    assert result.status == "started"
+    assert commits == 1  # run, tenant rows and the audit row together
+    [row] = audit_rows(app, "platform.ops.runbooks.start")
+    assert (row.target_type, row.target_id, row.status) == ("operation_run", str(result.run.id), "success")
+    assert row.meta["reason_code"] == "maintenance"
+    assert queued_jobs(app) == 1
+
+
+def test_a_runbook_start_the_queue_refused_keeps_its_audit_row_and_audits_the_failure(make_app, factory):
+    """The audit row committed with the run; the queue then refused the job: the row stays
+    (audit rows are never deleted) and the ledger audits the run's failure."""
+    app = make_app(plugins=[fanout_plugin], REDIS_URL="redis://127.0.0.1:1/0")
+    f = type(factory)(app)
+    f.tenants(f.workspace(), 2)
+    result, _ = _runbook_start(app, platform_actor(app, f.platform_user()))
+    assert result.status == "enqueue_failed"
+    assert [r.target_id for r in audit_rows(app, "platform.ops.runbooks.start")] == [str(result.run.id)]
+    [failed] = audit_rows(app, "platform.ops.runbooks.failed")
+    assert (failed.target_id, failed.meta["outcome"]) == (str(result.run.id), "failed")
+

@@ -19,7 +19,7 @@ from tenantpilot.models import (AuditLog, OperationalControlActivation, Operatio
 from tenantpilot.runs import Scope
 from tenantpilot.testing import login
 from tenantpilot.timeutil import utcnow
-from tests.helpers import built_in_plugins, count
+from tests.helpers import built_in_plugins, count, run_row
 
 OPS = "product.operations.started"
 FAMILIES = {
@@ -188,6 +188,142 @@ def test_blocked_refused_and_platform_wide_starts_record_nothing(app, factory):
         assert seam.start("ops.pipeline_canary", scope=Scope("all_tenants"), actor=platform,
                           source="system_ui").status == "started"
     assert rows(app) == []
+
+
+def manager_start(app, factory, on_start=None, **start_kw):
+    """A tenant manager starts the findings backfill on a fresh tenant: (result, tenant, user
+    id). ``on_start`` wraps just the seam call (a context manager factory)."""
+    from contextlib import nullcontext
+
+    ws = factory.workspace()
+    tenant = factory.tenant(ws)
+    manager = factory.user(memberships=[(ws, "manager")])
+    with app.app_context():
+        human = Actor.human(db.session.get(User, manager.id))
+        db.session.commit()
+        with (on_start or nullcontext)():
+            result = seam.start("findings.lifecycle.backfill", scope=Scope("single_tenant", tenant_id=tenant.id),
+                                actor=human, source="tenant_ui", **start_kw)
+    return result, tenant, manager.id
+
+
+def test_a_start_and_its_event_are_one_commit(app, factory):
+    """The run, its tenant row and its usage event commit together: one commit per start
+    (the recorder's own second commit is gone), and both rows are there after it."""
+    from sqlalchemy import event as sa_event
+
+    from contextlib import contextmanager
+
+    commits = []
+
+    def on_commit(conn):
+        commits.append(conn)
+
+    @contextmanager
+    def counting_commits():
+        sa_event.listen(db.engine, "commit", on_commit)
+        try:
+            yield
+        finally:
+            sa_event.remove(db.engine, "commit", on_commit)
+
+    result, tenant, _ = manager_start(app, factory, on_start=counting_commits)
+    assert result.status == "started"
+    assert len(commits) == 1
+    assert count(app, OperationRun, OperationRun.id == result.run.id) == 1
+    assert [r["subject"] for r in rows(app)] == [("operation_run", str(result.run.id))]
+    with app.app_context():
+        assert telemetry.summary("24h").counts[OPS] == 1 and telemetry.summary("24h").active_workspaces == 1
+
+
+def test_a_start_that_rolls_back_leaves_no_run_and_no_event(app, factory):
+    """The event is written in the run's transaction: when the start's domain rows fail,
+    the run and the event roll back together (and the rollups with them)."""
+    def broken_domain_rows(run):
+        raise RuntimeError("domain insert failed")
+
+    with pytest.raises(RuntimeError, match="domain insert failed"):
+        manager_start(app, factory, attach=broken_domain_rows)
+    assert count(app, OperationRun) == 0
+    assert rows(app) == []
+    assert count(app, ProductUsageHourly) == 0 and count(app, ProductUsageWorkspace) == 0
+    with app.app_context():
+        from tenantpilot import spool
+
+        assert spool.pending("telemetry") == 0
+
+
+def test_a_start_whose_event_the_database_refuses_still_starts_and_the_event_is_replayed_once(
+        app, factory, monkeypatch):
+    """Telemetry never breaks the action: the refused write is confined to its savepoint,
+    the run commits and is queued, and the event is spooled after that commit, then
+    replayed exactly once with the run as its subject."""
+    from tenantpilot import spool
+    from tenantpilot.queue import get_queue
+
+    real_write = telemetry.write
+
+    def refused(*a, **kw):
+        raise RuntimeError("database briefly refused the event")
+
+    monkeypatch.setattr(telemetry, "write", refused)
+    result, tenant, user_id = manager_start(app, factory)
+    monkeypatch.setattr(telemetry, "write", real_write)
+    assert result.status == "started"
+    run = run_row(app, result.run.id)
+    assert (run.status, run.tenants_total) == ("queued", 1)
+    with app.app_context():
+        assert len(get_queue("runs")) == 1
+        assert spool.pending("telemetry") == 1
+        assert telemetry.replay_spool() == 1
+        assert telemetry.replay_spool() == 0
+    assert rows(app) == [{"event": OPS, "meta": {"operation_type": "findings.lifecycle.backfill"},
+                          "subject": ("operation_run", str(run.id)), "user": user_id, "tenant": tenant.id}]
+
+
+def test_a_refused_event_of_a_start_that_rolls_back_is_not_spooled(app, factory, monkeypatch):
+    def refused(*a, **kw):
+        raise RuntimeError("database briefly refused the event")
+
+    def broken_domain_rows(run):
+        raise RuntimeError("domain insert failed")
+
+    monkeypatch.setattr(telemetry, "write", refused)
+    with pytest.raises(RuntimeError):
+        manager_start(app, factory, attach=broken_domain_rows)
+    with app.app_context():
+        from tenantpilot import spool
+
+        assert spool.pending("telemetry") == 0
+    assert count(app, OperationRun) == 0
+
+
+def test_a_start_the_queue_could_not_take_counts_no_operation_started(make_app, factory):
+    """The event committed with the run; the enqueue failed after that commit, so the
+    run is failed and its event taken back: no row, and both rollups agree."""
+    app = make_app(plugins=built_in_plugins(), REDIS_URL="redis://127.0.0.1:1/0")
+    f = type(factory)(app)
+    ws = f.workspace()
+    earlier = f.tenant(ws)
+    with app.app_context():  # an earlier event of the same workspace stays
+        assert telemetry.record(OPS, workspace_id=ws.id, tenant_id=earlier.id,
+                                metadata={"operation_type": "restore.execute"},
+                                occurred_at=utcnow() - timedelta(hours=3))
+    tenant = f.tenant(ws)
+    manager = f.user(memberships=[(ws, "manager")])
+    with app.app_context():
+        result = seam.start("findings.lifecycle.backfill", scope=Scope("single_tenant", tenant_id=tenant.id),
+                            actor=Actor.human(db.session.get(User, manager.id)), source="tenant_ui")
+    assert result.status == "enqueue_failed"
+    run = run_row(app, result.run.id)
+    assert (run.status, run.outcome) == ("completed", "failed")
+    assert [r["tenant"] for r in rows(app)] == [earlier.id]
+    with app.app_context():
+        assert assert_exact("24h").counts[OPS] == 1
+        assert assert_exact("24h").active_workspaces == 1
+        # the workspace's latest event is the earlier one again, not the taken-back one
+        latest = db.session.get(ProductUsageWorkspace, ws.id).last_event_at
+        assert latest < utcnow() - timedelta(hours=2)
 
 
 # --- windows, rollup == raw -----------------------------------------------------------
