@@ -45,7 +45,7 @@ def _ledger(app, clock, tenant_ids, ws_id, now):
             skipped = {tenants[0]: "tenant_paused"} if i % 9 == 0 else None
             if i % 13 == 0:
                 skipped = {t: "tenant_paused" for t in tenants}  # nothing to do: completes at creation
-            run, how = runs.create(operation_type=type_, scope=Scope("workspace", ws_id), identity_inputs={"i": i},
+            run, how, _pending = runs.create(operation_type=type_, scope=Scope("workspace", ws_id), identity_inputs={"i": i},
                                    tenants=[(t, ws_id) for t in tenants], skipped=skipped,
                                    initiator=Actor.system("Rollup test"), context={"operation_label": type_.upper()},
                                    batch_size=50)
