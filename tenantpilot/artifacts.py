@@ -242,6 +242,9 @@ def stream(artifact_id: int) -> Iterator[bytes]:
     if a is None:
         raise ArtifactMissing(artifact_id)
     if a.backend == "s3":
+        if not bucket():
+            # Never guess a bucket's whereabouts (a default endpoint would be AWS itself).
+            raise ArtifactStoreError("This artifact is in a bucket, but no TENANTPILOT_ARTIFACT_BUCKET is set.")
         target, _, key = a.storage_key.partition("/")
         return _s3_stream(_s3_client(), target, key)
     return _db_stream(db.engine, a.id, a.chunk_count)
@@ -322,6 +325,9 @@ def delete_many(artifact_ids: Iterable[int]) -> int:
     deleted = db.session.execute(sql_delete(Artifact).where(Artifact.id.in_(ids))
                                  .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
+    if keys and not bucket():
+        log.warning("bucket artifacts deleted without bucket settings: objects left", extra={"objects": len(keys)})
+        keys = []
     for storage_key in keys:
         target, _, key = storage_key.partition("/")
         try:
