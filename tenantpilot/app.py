@@ -63,6 +63,11 @@ def _sqlite_engine_events(app: Flask) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
+        if conn.get_execution_options().get("tenantpilot_read_only"):
+            # A reader that never writes (e.g. an artifact streamed chunk by chunk while
+            # the request's session holds the write lock): no BEGIN at all, so each
+            # SELECT autocommits and, in WAL, never waits for a writer.
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()
@@ -86,6 +91,8 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(config or {})
+    # Before anything else starts: a PostgreSQL deployment without SECRET_KEY refuses here.
+    config_module.settle_secret_key(app.config, instance_path)
     logs.configure(app.config.get("LOG_LEVEL", "INFO"))
     if app.config.get("TENANTPILOT_BEHIND_PROXY", os.environ.get("TENANTPILOT_BEHIND_PROXY")):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
