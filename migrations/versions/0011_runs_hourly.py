@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0011_runs_hourly"
-down_revision = "0009_approval_requests"
+down_revision = "0010_artifacts"
 branch_labels = None
 depends_on = None
 
