@@ -113,7 +113,13 @@ def tenant_and_membership(tenant_id: int):
                                     Membership.user_id == current_user.id))
         .options(contains_eager(Tenant.workspace))
         .where(Tenant.id == tenant_id)).first()
-    return (found[0], found[1]) if found else (None, None)
+    if found is None:
+        return None, None
+    tenant, membership = found
+    if membership is not None and not isinstance(current_user._get_current_object(), User):
+        # Any other identity (an API token) says itself what its owner's membership allows.
+        membership = current_user.membership_for(tenant.workspace_id)
+    return tenant, membership
 
 
 def tenant_required(capability: str = "tenant.view"):

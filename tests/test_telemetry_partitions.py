@@ -201,7 +201,7 @@ def test_the_migration_keeps_every_existing_event_and_its_id_and_downgrades(tmp_
         with app.app_context():
             alembic = app.extensions["migrate"].migrate.get_config()
             alembic.set_main_option("version_locations", os.pathsep.join(_migration_dirs(app)))
-            command.upgrade(alembic, "0009_approval_requests")
+            command.upgrade(alembic, "0011_runs_hourly")  # the revision before 0012
             now = utcnow().replace(microsecond=0)
             db.session.execute(text("INSERT INTO workspaces (name, slug, created_at) VALUES ('W', 'w', :t)"), {"t": now})
             ws = db.session.scalar(text("SELECT id FROM workspaces"))
@@ -243,7 +243,7 @@ def test_the_migration_keeps_every_existing_event_and_its_id_and_downgrades(tmp_
             db.session.rollback()
             db.session.remove()
 
-            command.downgrade(alembic, "0009_approval_requests")
+            command.downgrade(alembic, "0011_runs_hourly")
             assert not partitions.is_partitioned(db.session.connection(), TABLE)
             assert len(db.session.execute(text("SELECT id FROM product_usage_events")).all()) == len(whens) + 1
             db.session.remove()
