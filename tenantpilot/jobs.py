@@ -107,7 +107,8 @@ def _run_groups(op, run_id, run_type, tenant_ids, workspaces, context, size) -> 
         done += len(group)
         since_account += len(group)
         failures += failed
-        if (since_account >= ACCOUNT_TENANTS or failures >= ACCOUNT_FAILURES
+        if (claimed or pos < n) and (  # else the final account() below does it
+                since_account >= ACCOUNT_TENANTS or failures >= ACCOUNT_FAILURES
                 or time.monotonic() - last_account >= ACCOUNT_SECONDS):
             runs.account(run_id)
             since_account = failures = 0
@@ -133,6 +134,8 @@ def _execute_group(op, run_id, run_type, group, workspaces, context, claim_next)
         db.session.rollback()
         log.warning("group of %s tenants of run %s failed (%s); running them one by one",
                     len(group), run_id, type(exc).__name__)
+        counts = None
+    if counts is None:  # outside the except block: each tenant's own error is logged on its own
         failed = 0
         for tenant_id in group:
             failed += not _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context, None)[1]
