@@ -8,11 +8,12 @@ from sqlalchemy import event, select
 from tenantpilot import jobs, runs, seam
 from tenantpilot.actors import Actor
 from tenantpilot.extensions import db
-from tenantpilot.models import AuditLog
+from tenantpilot.models import AuditLog, Notification
 from tenantpilot.queue import get_queue
 from tenantpilot.runs import Scope
-from tests.helpers import run_row, tenant_rows
-from tests.support import group_plugin
+from tenantpilot.testing import backends
+from tests.helpers import count, run_row, tenant_rows
+from tests.support import fanout_plugin, group_plugin
 
 
 @pytest.fixture
@@ -152,3 +153,47 @@ def test_a_batch_that_died_on_one_tenant_still_fails_just_that_tenant(app, facto
                                                                                  12, 1)
     assert tenant_rows(app, run_id)[ids[0]][:2] == ("failed", "worker_lost")
     assert sorted(work_rows(app)) == sorted(ids[1:])
+
+
+def test_the_circuit_breaker_opens_on_a_group_executor_failing_every_tenant(app, factory, drain):
+    names = [f"fail-{i:03d}" for i in range(100)]
+    named_tenants(factory, names)
+    run_id = start(app)
+    drain()
+    run = run_row(app, run_id)
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert (run.status, run.outcome, run.context.get("circuit_open")) == ("completed", "failed", True)
+    assert run.failure_summary[0]["reason_code"] == "circuit_open"
+    # Tripped after 20 failures; the group already claimed then still ran (and failed).
+    assert 20 <= statuses.count("failed") <= 40 and statuses.count("cancelled") == 100 - statuses.count("failed")
+    assert run.tenants_done == 100 and run.tenants_failed == statuses.count("failed")
+    assert work_rows(app) == {}
+
+
+@pytest.mark.multiprocess
+@pytest.mark.skipif(backends().redis_url is None, reason="needs a real Redis shared between processes")
+def test_two_worker_processes_run_groups_with_exact_counts_and_one_completion(make_app, factory):
+    from tests.test_fanout_workers import spawn_worker, wait_all
+
+    app = make_app(plugins=[fanout_plugin, group_plugin], TENANTPILOT_FANOUT_BATCH_SIZE=50,
+                   TENANTPILOT_FANOUT_GROUP_SIZE=10, TENANTPILOT_JOB_TIMEOUT=30,
+                   TENANTPILOT_WORKER_HEARTBEAT_SECONDS=1)
+    f = type(factory)(app)
+    names = [f"t-{i:03d}" for i in range(300)]
+    names[7], names[151] = "fail-a", "boom-b"
+    ids = named_tenants(f, names)
+    run_id = start(app)
+    workers = [spawn_worker(app), spawn_worker(app)]
+    wait_all(workers)
+    assert [w.returncode for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
+    run = run_row(app, run_id)
+    assert (run.status, run.outcome) == ("completed", "partially_succeeded")
+    assert (run.tenants_total, run.tenants_done, run.tenants_failed) == (300, 300, 2)
+    assert run.summary_counts == {"processed": 298, "updated": 298, "tenants": 300, "failed": 2}
+    statuses = [s for s, _, _ in tenant_rows(app, run_id).values()]
+    assert statuses.count("succeeded") == 298 and statuses.count("failed") == 2
+    work = work_rows(app)
+    assert sorted(work) == sorted(t for n, t in ids.items() if n not in ("fail-a", "boom-b"))
+    assert {len(v) for v in work.values()} == {1}  # each tenant's work committed once
+    assert count(app, Notification, Notification.run_id == run_id,
+                 Notification.kind == "operations.run.completed") == 1  # completed exactly once

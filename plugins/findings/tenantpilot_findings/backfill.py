@@ -1,6 +1,7 @@
 """The "Findings lifecycle backfill" runbook (SPEC 3): repairs legacy findings of a tenant.
 
-Repairs, all set-based (UPDATE … WHERE on id ranges of one tenant, never one ORM object
+Repairs, all set-based (UPDATE … WHERE on id ranges of one tenant or of a chunk of whole
+tenants, never one ORM object
 per row):
 
 - lifecycle fields: ``first_seen_at`` / ``last_seen_at`` filled from ``created_at`` where
@@ -11,18 +12,22 @@ per row):
   open, the others become ``resolved`` / ``consolidated_duplicate`` with ``resolved_at``
   and ``consolidated_into_id`` → the survivor.
 
-How a tenant is executed (one transaction, committed by the ledger):
+How tenants are executed: in groups (``execute_tenants``, the core's group executor: a
+group of tenants per transaction, committed by the ledger with each tenant's own result
+row; ``execute_tenant`` is a group of one). One count per group, then per chunk (small
+tenants packed together whole, at most FINDINGS_BACKFILL_BATCH_SIZE findings; a bigger
+tenant alone, in id ranges of its own rows):
 
-1. field repairs, one UPDATE per id range (at most FINDINGS_BACKFILL_BATCH_SIZE of the
-   tenant's findings each);
+1. field repairs, one UPDATE per id range;
 2. then duplicate consolidation, one UPDATE per id range. Step 1 filled ``last_seen_at``
    everywhere, so each row finds its group's survivor with a correlated subquery that is
    one backward scan of the (tenant_id, type, fingerprint, last_seen_at, id) index: the
    plan has the same shape whatever the table statistics say, and a group of 20,000
    copies costs 20,000 index probes, not 20,000 sorts of the group.
 
-Exact counting: both UPDATEs return the ids they changed; ``updated`` is the size of
-their union, so a finding is counted once however many of its fields changed.
+Exact counting: both UPDATEs return the (tenant, id) pairs they changed; a tenant's
+``updated`` is the size of its union, so a finding is counted once however many of its
+fields changed.
 Idempotent: once repaired, no finding matches either UPDATE (a second run has
 ``updated == 0``).
 
