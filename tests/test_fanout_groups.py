@@ -12,7 +12,7 @@ from tenantpilot.models import AuditLog, Notification
 from tenantpilot.queue import get_queue
 from tenantpilot.runs import Scope
 from tenantpilot.testing import backends
-from tests.helpers import count, run_row, tenant_rows
+from tests.helpers import count, platform_actor, run_row, tenant_rows
 from tests.support import fanout_plugin, group_plugin
 
 
@@ -26,10 +26,10 @@ def named_tenants(factory, names) -> dict[str, int]:
     return {n: factory.tenant(ws, name=n).id for n in names}
 
 
-def start(app, workspace_id=None):
+def start(app, workspace_id=None, actor=None):
     scope = Scope("workspace", workspace_id=workspace_id) if workspace_id else Scope("all_tenants")
     with app.app_context():
-        result = seam.start(group_plugin.KEY, scope=scope, actor=Actor.system(), source="cli")
+        result = seam.start(group_plugin.KEY, scope=scope, actor=actor or Actor.system(), source="cli")
         assert result.status == "started"
         return result.run.id
 
@@ -182,7 +182,7 @@ def test_two_worker_processes_run_groups_with_exact_counts_and_one_completion(ma
     names = [f"t-{i:03d}" for i in range(300)]
     names[7], names[151] = "fail-a", "boom-b"
     ids = named_tenants(f, names)
-    run_id = start(app)
+    run_id = start(app, actor=platform_actor(app, f.platform_user()))  # notified on completion
     workers = [spawn_worker(app), spawn_worker(app)]
     wait_all(workers)
     assert [w.returncode for w in workers] == [0, 0], [w.stderr.read()[-2000:] for w in workers]
