@@ -151,7 +151,7 @@ def round_trips(config: dict, tenants: list[int], workspace_id: int, poller, gro
     from _common import build_app
 
     app = build_app(dict(config, TENANTPILOT_FANOUT_GROUP_SIZE=group))
-    regenerate(poller, tenants, 100)
+    regenerate(poller, tenants, 100)  # ``tenants``: the whole workspace
     counts = {"statements": 0, "begin": 0, "commit": 0}
     with app.app_context():
         engine = db.engine
@@ -173,8 +173,9 @@ def round_trips(config: dict, tenants: list[int], workspace_id: int, poller, gro
     finally:
         for name, fn in listeners:
             event.remove(engine, name, fn)
-    status = poller.execute("SELECT status FROM operation_runs WHERE id = %s", (run_id,)).fetchone()[0]
-    assert status == "completed", status
+    status, total = poller.execute("SELECT status, tenants_total FROM operation_runs WHERE id = %s",
+                                   (run_id,)).fetchone()
+    assert status == "completed" and total == len(tenants), (status, total)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -256,7 +257,10 @@ def main() -> int:
               f"(19,999 consolidated + the survivor's dates)")
         rows.append(("1 tenant, one drift group of 20,000, 1 worker", median_spread([20_000 / r["wall"]]), ""))
         # Round trips per tenant (not noisy): the same 200 x 100 run with groups of 25 and of 1.
-        trips = {g: round_trips(config, small[:200], ws_id, poller, g) for g in (group, 1)}
+        rt_tenants = seed_tenants(app, 200)  # a workspace of their own
+        with app.app_context():
+            rt_ws = db.session.get(Tenant, rt_tenants[0]).workspace_id
+        trips = {g: round_trips(config, rt_tenants, rt_ws, poller, g) for g in (group, 1)}
         print()
         print(f"{'scenario':<52} | {'findings/s: median (min-max)':>31} | {'issue 17 (old code)':>19}")
         print(f"{'-' * 52}-+-{'-' * 31}-+-{'-' * 19}")
