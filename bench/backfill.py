@@ -2,7 +2,7 @@
 
 - one tenant with 100,000 legacy findings: one single-tenant run (one tenant job);
 - 1,000 tenants x 100 legacy findings: one workspace run (20 RQ jobs of 50 tenants, run in
-  groups of TENANTPILOT_FANOUT_GROUP_SIZE=25 tenants per transaction: the group executor);
+  groups of TENANTPILOT_FANOUT_GROUP_SIZE=50 tenants per transaction: the group executor);
 each drained by 1 and then 2 worker PROCESSES running the real AppWorker
 (bench/_worker.py), REPS times (default 3): the table prints the median and the spread
 (min-max). Wall time from seam.start() to the run row reading 'completed' (polled in the
@@ -17,7 +17,7 @@ tenant, 12k/s and 26k/s for 1,000 x 100 with 1 and 2 workers), labelled as such:
 code (statements rebuilt per tenant) is not kept runnable.
 
 Round trips are not noisy, so the script also counts them: SQL statements, BEGINs and
-COMMITs per tenant over a 200 x 100 run drained in-process, with groups of 25 and of 1.
+COMMITs per tenant over a 200 x 100 run drained in-process, with the default groups and groups of 1.
 
 The first scenario is then run once more to show idempotence (`updated` = 0), and a
 last row shows the worst case for duplicate consolidation: one tenant whose 20,000
@@ -256,7 +256,7 @@ def main() -> int:
               f"run #{r['run_id']} completed after {r['wall']:.2f} s; updated={r['counts'].get('updated'):,} "
               f"(19,999 consolidated + the survivor's dates)")
         rows.append(("1 tenant, one drift group of 20,000, 1 worker", median_spread([20_000 / r["wall"]]), ""))
-        # Round trips per tenant (not noisy): the same 200 x 100 run with groups of 25 and of 1.
+        # Round trips per tenant (not noisy): the same 200 x 100 run with the default groups and groups of 1.
         rt_tenants = seed_tenants(app, 200)  # a workspace of their own
         with app.app_context():
             rt_ws = db.session.get(Tenant, rt_tenants[0]).workspace_id

@@ -115,6 +115,23 @@ def test_cancel_is_observed_between_groups(app, factory, drain):
     assert sorted(work_rows(app)) == sorted(ids[n] for n in names[:20])
 
 
+def test_after_a_slow_group_the_job_goes_on_one_tenant_at_a_time(app, factory, drain):
+    """Big tenants gain nothing from grouping and a claimed group holds up a cancel: once
+    a group took over a second, the rest of the batch runs one tenant per group."""
+    names = [f"t-{i:02d}" for i in range(40)]
+    names[2] = "sleepy"
+    ids = named_tenants(factory, names)
+    run_id = start(app)
+    drain()
+    run = run_row(app, run_id)
+    assert (run.outcome, run.tenants_done, run.summary_counts["processed"]) == ("succeeded", 40, 40)
+    with app.app_context():
+        sizes = {t: m["size"] for t, m in db.session.execute(
+            select(AuditLog.tenant_id, AuditLog.meta).where(AuditLog.action == "tests.group.work")).all()}
+    # The slow group and the one claimed in its commit ran as groups of 10; then groups of 1.
+    assert [sizes[ids[n]] for n in names] == [10] * 20 + [1] * 20
+
+
 def test_a_batch_that_died_mid_group_is_re_dispatched_tenant_by_tenant(app, factory, drain):
     """The worker died while running a group (its transaction rolled back): the failure
     callback cannot tell which tenant killed it, so the group goes back to pending and a
