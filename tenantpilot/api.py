@@ -104,6 +104,12 @@ class OperationType:
 
     execute_tenant(job: TenantJob) -> dict of summary counts for that tenant. It must be
     idempotent and may raise TenantJobError to fail just that tenant.
+
+    execute_tenants (optional) does the same for a group of tenants at once, set-based:
+    (list of TenantJob) -> {tenant_id: counts} for every job given. The ledger commits the
+    group's writes together with each tenant's own result row. If it raises, the group's
+    writes are rolled back and its tenants run one by one with execute_tenant, so a
+    failing tenant fails alone.
     """
 
     key: str
@@ -129,6 +135,8 @@ class OperationType:
     # {"applied": "Items applied", "items_failed": "Items failed"}. Keys without a label
     # read as a sentence ("items_failed" -> "Items failed") after the declared ones.
     summary_labels: Mapping[str, str] = field(default_factory=dict)
+    # Group executor (see the class docstring); None: tenants run one by one.
+    execute_tenants: Callable[[list[TenantJob]], Mapping[int, Mapping[str, int]]] | None = None
 
     def __post_init__(self):
         _require_key("operation type", self.key)
@@ -143,6 +151,8 @@ class OperationType:
             raise DefinitionError(f"operation type {self.key!r}: unknown scopes {sorted(bad)}")
         if not callable(self.execute_tenant):
             raise DefinitionError(f"operation type {self.key!r}: execute_tenant must be callable")
+        if self.execute_tenants is not None and not callable(self.execute_tenants):
+            raise DefinitionError(f"operation type {self.key!r}: execute_tenants must be callable or None")
 
     @property
     def allowed_summary_keys(self) -> frozenset[str]:
@@ -178,6 +188,9 @@ class Runbook:
     # second operator's approval for all-tenants starts unless it names its own scopes.
     changes_data: bool = True
     approval_scopes: tuple[str, ...] | None = None  # None: ("all_tenants",) if changes_data else ()
+    # Optional group executor, as for OperationType (a fleet of small tenants settles in
+    # a few round trips per group instead of a few per tenant).
+    execute_tenants: Callable[[list[TenantJob]], Mapping[int, Mapping[str, int]]] | None = None
 
     def __post_init__(self):
         _require_key("runbook", self.key)
@@ -197,6 +210,8 @@ class Runbook:
         for name in ("execute_tenant", "preflight"):
             if not callable(getattr(self, name)):
                 raise DefinitionError(f"runbook {self.key!r}: {name} must be callable")
+        if self.execute_tenants is not None and not callable(self.execute_tenants):
+            raise DefinitionError(f"runbook {self.key!r}: execute_tenants must be callable or None")
 
     def operation_type(self) -> OperationType:
         """Every runbook is also an operation type of the same key."""
@@ -212,6 +227,7 @@ class Runbook:
             circuit_min_tenants=self.circuit_min_tenants,
             circuit_failure_ratio=self.circuit_failure_ratio,
             summary_labels=self.summary_labels,
+            execute_tenants=self.execute_tenants,
         )
 
 

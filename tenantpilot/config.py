@@ -40,6 +40,12 @@ def from_env(instance_path: str) -> dict:
         # Tenants per RQ job: amortises the per-job cost while each tenant keeps its own
         # transaction and result row.
         "TENANTPILOT_FANOUT_BATCH_SIZE": _int("TENANTPILOT_FANOUT_BATCH_SIZE", 50),
+        # Tenants per transaction for operation types with a group executor
+        # (execute_tenants): one claim, one executor call and one commit settle the group,
+        # each tenant still with its own result row. Cancel is observed between groups;
+        # after a group slower than a second the job goes on one tenant at a time.
+        # 50 = a whole batch: measured 0.45 round trips per tenant (25: 0.59).
+        "TENANTPILOT_FANOUT_GROUP_SIZE": _int("TENANTPILOT_FANOUT_GROUP_SIZE", 50),
         # Circuit breaker defaults (a runbook may set its own): after at least N finished
         # tenants, more than this share failed → stop dispatching.
         "TENANTPILOT_CIRCUIT_MIN_TENANTS": _int("TENANTPILOT_CIRCUIT_MIN_TENANTS", 20),

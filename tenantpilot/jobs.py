@@ -27,6 +27,10 @@ MAX_CONTINUATIONS = 3
 ACCOUNT_SECONDS = 0.5
 ACCOUNT_TENANTS = 50
 ACCOUNT_FAILURES = 10
+# A group that took longer than this means big tenants, which gain nothing from grouping:
+# the rest of the batch runs one tenant per group, so a cancel is not held up by a
+# claimed group of big tenants.
+GROUP_SLOW_SECONDS = 1.0
 
 
 def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
@@ -43,6 +47,9 @@ def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
         db.session.execute(select(Tenant.id, Tenant.workspace_id).where(Tenant.id.in_(tenant_ids))).all()
     )
     runs.mark_running(run_id)
+    group_size = _group_size(op)
+    if group_size > 1:
+        return _run_groups(op, run_id, run_type, tenant_ids, workspaces, context, group_size)
     done = since_account = failures = 0
     last_account = time.monotonic()
     i, n = 0, len(tenant_ids)
@@ -68,6 +75,87 @@ def run_tenant_batch(run_id: int, tenant_ids: list[int]) -> dict:
                 break
     runs.account(run_id)
     return {"tenants": done}
+
+
+def _group_size(op) -> int:
+    """Tenants per transaction: a group for an operation type with a group executor, on
+    a job's first dispatch. A continuation (the rest of a batch whose worker died) runs
+    one tenant at a time, so a tenant that kills its worker again fails alone."""
+    if op is None or op.execute_tenants is None:
+        return 1
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None and int((job.meta or {}).get("continuation", 0)):
+        return 1
+    return max(1, int(current_app.config["TENANTPILOT_FANOUT_GROUP_SIZE"]))
+
+
+def _run_groups(op, run_id, run_type, tenant_ids, workspaces, context, size) -> dict:
+    """The batch in groups of ``size`` tenants: one claim, one executor call and one
+    commit per group (which also claims the next group). Each tenant keeps its own result
+    row; a cancel is observed between groups; accounting as for single tenants. After a
+    group slower than GROUP_SLOW_SECONDS, the rest goes one tenant per group."""
+    done = since_account = failures = 0
+    last_account = time.monotonic()
+    pos, n = 0, len(tenant_ids)
+    claimed: list[int] = []
+    while claimed or pos < n:
+        if not claimed:  # start a chain (first group, or after a group found nothing to claim)
+            claimed = runs.claim_tenants(run_id, tenant_ids[pos:pos + size])
+            pos += size
+            continue
+        nxt = tenant_ids[pos:pos + size]
+        pos += size
+        group = claimed
+        started = time.monotonic()
+        claimed, failed = _execute_group(op, run_id, run_type, group, workspaces, context, nxt)
+        if time.monotonic() - started > GROUP_SLOW_SECONDS:
+            size = 1
+        done += len(group)
+        since_account += len(group)
+        failures += failed
+        if (claimed or pos < n) and (  # else the final account() below does it
+                since_account >= ACCOUNT_TENANTS or failures >= ACCOUNT_FAILURES
+                or time.monotonic() - last_account >= ACCOUNT_SECONDS):
+            runs.account(run_id)
+            since_account = failures = 0
+            last_account = time.monotonic()
+    runs.account(run_id)
+    return {"tenants": done}
+
+
+def _execute_group(op, run_id, run_type, group, workspaces, context, claim_next) -> tuple[list[int], int]:
+    """Run a claimed group with the group executor and settle it, claiming ``claim_next``
+    in the same commit. If the executor raises (or returns bad counts), its writes are
+    rolled back and the group's tenants run one by one with execute_tenant, so only the
+    failing tenant fails. Returns (next group's claimed tenants, tenants failed)."""
+    jobs = [TenantJob(run_id=run_id, tenant_id=t, workspace_id=workspaces.get(t), operation_type=run_type,
+                      context=context) for t in group]
+    try:
+        results = op.execute_tenants(jobs)
+        counts = {j.tenant_id: runs.validate_counts(op, results[j.tenant_id]) for j in jobs}
+    except BaseTimeoutException:
+        db.session.rollback()
+        raise  # the failure callback releases the group; a continuation runs it tenant by tenant
+    except Exception as exc:
+        db.session.rollback()
+        log.warning("group of %s tenants of run %s failed (%s); running them one by one",
+                    len(group), run_id, type(exc).__name__)
+        counts = None
+    if counts is None:  # outside the except block: each tenant's own error is logged on its own
+        failed = 0
+        for tenant_id in group:
+            failed += not _execute_one(op, run_id, run_type, tenant_id, workspaces.get(tenant_id), context, None)[1]
+        return runs.claim_tenants(run_id, claim_next), failed
+    finished, next_claimed = runs.finish_tenants(run_id, counts, claim_next=claim_next)
+    if finished:
+        for job in jobs:
+            _run_effects(job)
+        return next_claimed, 0
+    # Someone (the reaper) settled or released the group meanwhile: our writes were
+    # discarded; carry on with the next group.
+    return runs.claim_tenants(run_id, claim_next), 0
 
 
 def _execute_one(op, run_id, run_type, tenant_id, workspace_id, context, claim_next) -> tuple[bool, bool]:
@@ -131,7 +219,12 @@ WORKER_LOST = "The worker running this tenant stopped unexpectedly."
 def recover_batch(run_id: int, job_id: str, tenant_ids: list[int], reason: str, message: str,
                   continuation: int) -> None:
     """A batch job is gone: its running tenant fails; its pending tenants go to a new job
-    (at most MAX_CONTINUATIONS times, then they fail too)."""
+    (at most MAX_CONTINUATIONS times, then they fail too). A job that died running a group
+    (several tenants running at once, whose work rolled back with the transaction) cannot
+    tell which tenant killed it: the group goes back to pending, and the continuation runs
+    it one tenant at a time."""
+    if len(runs.running_tenants(run_id, tenant_ids)) > 1:
+        runs.release_running(run_id, tenant_ids)
     runs.settle(run_id, tenant_ids, from_statuses=("running",), to_status="failed",
                 reason_code=reason, message=message)
     mine = [t for t in runs.batches(run_id).get(job_id, []) if t in set(tenant_ids)]

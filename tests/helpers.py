@@ -25,6 +25,13 @@ def tenant_rows(app, run_id):
             select(OperationRunTenant).where(OperationRunTenant.run_id == run_id))}
 
 
+def tenant_counts(app, run_id):
+    """tenant id -> (status, counts) of each result row of a run."""
+    with app.app_context():
+        return {r.tenant_id: (r.status, dict(r.counts or {})) for r in db.session.scalars(
+            select(OperationRunTenant).where(OperationRunTenant.run_id == run_id))}
+
+
 def audit_rows(app, action):
     with app.app_context():
         rows = db.session.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)).all()

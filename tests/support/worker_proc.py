@@ -7,12 +7,12 @@ import sys
 from tenantpilot.app import create_app
 from tenantpilot.queue import make_worker
 
-from tests.support import fanout_plugin
+from tests.support import fanout_plugin, group_plugin
 
 
 def main():
     config = json.loads(os.environ["TP_TEST_CONFIG"])
-    app = create_app(config, plugins=[fanout_plugin])
+    app = create_app(config, plugins=[fanout_plugin, group_plugin])
     worker = make_worker(app)
     worker.work(burst="--burst" in sys.argv, logging_level="WARNING")
 

@@ -42,6 +42,7 @@ def tenantpilot_register_runbooks(app):
         capability=backfill.CAPABILITY,
         confirmation_word="BACKFILL",
         execute_tenant=backfill.execute_tenant,
+        execute_tenants=backfill.execute_tenants,  # a fleet of small tenants, a group per transaction
         preflight=backfill.preflight,
         control_key=backfill.KEY,
         tenant_capabilities=("tenant.manage",),

@@ -11,7 +11,7 @@ from findings_helpers import T0, add, changed_ids, days, finding, snapshot
 from tenantpilot_findings import plugin
 from tenantpilot_findings.backfill import preflight
 from tenantpilot_findings.models import Finding
-from tests.helpers import run_row
+from tests.helpers import run_row, tenant_counts
 from tenantpilot.sdk import Actor, Scope, db, start_operation
 
 KEY = "findings.lifecycle.backfill"
@@ -213,6 +213,53 @@ def test_small_batches_across_interleaved_tenants_count_exactly(make_app, factor
     assert check_preflight(app, {"kind": "all_tenants"})["affected_count"] == 0
     assert run(app, drain, Scope("all_tenants")).summary_counts["updated"] == 0
     assert snapshot(app) == after
+
+
+def test_a_group_of_tenants_settles_each_tenant_with_its_own_counts(make_app, factory, drain):
+    """Groups of 10 tenants per transaction, chunks of at most 40 findings: small tenants
+    are packed together, a big one goes alone in id ranges, one has no findings; ids are
+    interleaved and fingerprints shared across tenants (duplicate groups are per tenant).
+    Every tenant's own result row counts exactly its own findings."""
+    app = make_app(plugins=[plugin], FINDINGS_BACKFILL_BATCH_SIZE=40, TENANTPILOT_FANOUT_GROUP_SIZE=10)
+    f = type(factory)(app)
+    ws = f.workspace()
+    tenants = f.tenants(ws, 23)
+    sizes = {t: (0 if i == 0 else 150 if i == 5 else 3 + (i * 7) % 25) for i, t in enumerate(tenants)}
+    rows = [r for i, t in enumerate(tenants) for r in random_findings([t], sizes[t], seed=i)]
+    random.Random(3).shuffle(rows)  # interleaved ids
+    with app.app_context():
+        db.session.execute(insert(Finding), rows)
+        db.session.commit()
+    before = snapshot(app)
+    expected = check_preflight(app, {"kind": "workspace", "workspace_id": ws.id})
+    with app.app_context():
+        engine = db.engine
+    updates = []
+    listener = lambda conn, cur, statement, *a: updates.append(1) if statement.startswith("UPDATE findings") else None  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        done = run(app, drain, Scope("workspace", workspace_id=ws.id))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    after = snapshot(app)
+    changed = changed_ids(before, after)
+    assert done.outcome == "succeeded" and done.tenants_done == 23
+    assert done.summary_counts["updated"] == expected["affected_count"] == len(changed)
+    results = tenant_counts(app, done.id)
+    assert len(results) == 23  # one result row per tenant
+    for t in tenants:
+        mine = sum(1 for i in changed if before[i]["tenant_id"] == t)
+        assert results[t] == ("succeeded", {"total": sizes[t], "processed": sizes[t], "updated": mine,
+                                            "skipped": sizes[t] - mine}), t
+    for (tenant_id, fp), members in open_drift_groups(before).items():
+        winner = max(members, key=lambda r: (r["last_seen_at"] or r["created_at"], r["id"]))
+        for r in members:
+            if r["id"] != winner["id"]:
+                assert (after[r["id"]]["status"], after[r["id"]]["consolidated_into_id"]) == ("resolved", winner["id"])
+    # 2 UPDATEs per chunk: the big tenant's 4 ranges, and ~330 small findings in chunks of
+    # at most 40 — far fewer than 2 per tenant.
+    assert len(updates) <= 2 * (4 + 12), len(updates)
+    assert run(app, drain, Scope("workspace", workspace_id=ws.id)).summary_counts["updated"] == 0
 
 
 def test_scopes_follow_the_runbook_universe(app, factory, drain):
