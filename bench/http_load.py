@@ -17,15 +17,13 @@ repetition must answer only 2xx: a redirect to the login page would flatter the 
 Printed per page: req/s median (min–max of the 3 repetitions) and latency p50/p95/p99
 (medians of the repetitions), and the share of the hello ceiling.
 
-Run from the repository root:  .venv/bin/python bench/http.py [--runs N] [--seconds S]
+Run from the repository root:  .venv/bin/python bench/http_load.py [--runs N] [--seconds S]
+(Not bench/http.py: a script of that name would shadow the standard library's http package
+for every script in this folder.)
 """
 from __future__ import annotations
 
 import sys
-
-# This file is named http.py, so the script folder first on sys.path would hide the
-# standard library's http package from everything imported below: look there last.
-sys.path.append(sys.path.pop(0))
 
 import argparse
 import os
@@ -194,10 +192,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     if not shutil.which("wrk"):
-        print("bench/http.py needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
+        print("bench/http_load.py needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
     sys.stdout.reconfigure(line_buffering=True)
-    print_header("bench/http.py — signed-in pages under the Procfile's gunicorn, wrk -c8, beside a bare Flask app",
+    print_header("bench/http_load.py — signed-in pages under the Procfile's gunicorn, wrk -c8, beside a bare Flask app",
                  f"{REPS} × {args.seconds} s per page, {CONNECTIONS} connections; "
                  f"data: demo seed + {args.runs:,} runs + {FINDINGS:,} findings")
     import runs_list
