@@ -129,12 +129,15 @@ def measure(n: int) -> dict:
 
 
 def extract(ref: str) -> str:
-    """REF's core package, migrations and templates in a temporary folder."""
+    """REF's core package, migrations, templates and built-in plugins in a temporary folder;
+    returns the PYTHONPATH that puts them first (each plugin's package shadows this tree's
+    editable install, so a plugin never meets a core of another revision)."""
     folder = tempfile.mkdtemp(prefix="tpbench-baseline-")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "tenantpilot", "migrations", "templates"],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "tenantpilot", "migrations", "templates",
+                              "plugins"], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder
+    plugin_roots = sorted(str(p) for p in Path(folder, "plugins").iterdir() if p.is_dir())
+    return os.pathsep.join([folder, *plugin_roots])
 
 
 def run_once(n: int, pythonpath: str | None) -> dict:
