@@ -86,6 +86,8 @@ def create_app(config: dict | None = None, plugins: list | None = None) -> Flask
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(config or {})
+    # Before anything else starts: a PostgreSQL deployment without SECRET_KEY refuses here.
+    config_module.settle_secret_key(app.config, instance_path)
     logs.configure(app.config.get("LOG_LEVEL", "INFO"))
     if app.config.get("TENANTPILOT_BEHIND_PROXY", os.environ.get("TENANTPILOT_BEHIND_PROXY")):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)

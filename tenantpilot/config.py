@@ -32,7 +32,8 @@ def from_env(instance_path: str) -> dict:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
     redis_url = os.environ.get("REDIS_URL") or None
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or _dev_secret(instance_path),
+        # None when unset: settle_secret_key decides (a dev key, or a refusal on PostgreSQL).
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url,
         "TENANTPILOT_QUEUE_PREFIX": os.environ.get("TENANTPILOT_QUEUE_PREFIX", "tenantpilot"),
@@ -65,6 +66,13 @@ def from_env(instance_path: str) -> dict:
         ),
         # Where file: secret references of provider connections may point (tenantpilot.providers).
         "TENANTPILOT_PROVIDER_SECRETS_DIR": os.environ.get("TENANTPILOT_PROVIDER_SECRETS_DIR", "/run/secrets"),
+        # Artifact store (tenantpilot.artifacts): blobs such as review packs live in the
+        # database unless a bucket is named; credentials come from the standard AWS_* variables.
+        "TENANTPILOT_ARTIFACT_BUCKET": os.environ.get("TENANTPILOT_ARTIFACT_BUCKET") or None,
+        "TENANTPILOT_ARTIFACT_S3_ENDPOINT_URL": os.environ.get("TENANTPILOT_ARTIFACT_S3_ENDPOINT_URL") or None,
+        "TENANTPILOT_ARTIFACT_S3_REGION": os.environ.get("TENANTPILOT_ARTIFACT_S3_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION") or None,
+        "TENANTPILOT_ARTIFACT_S3_PREFIX": os.environ.get("TENANTPILOT_ARTIFACT_S3_PREFIX", "artifacts/"),
         "TENANTPILOT_EMBEDDED_WORKER": os.environ.get("TENANTPILOT_EMBEDDED_WORKER", "1") == "1",
         # Failed sign-ins (both planes): per (IP, e-mail), per IP, per e-mail from any IP.
         "TENANTPILOT_LOGIN_RATE_LIMIT": os.environ.get("TENANTPILOT_LOGIN_RATE_LIMIT", "10 per minute"),
@@ -95,6 +103,31 @@ def from_env(instance_path: str) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says what to set."""
+
+
+MISSING_SECRET_KEY = (
+    "SECRET_KEY is not set. With PostgreSQL (DATABASE_URL) the app runs as several processes, "
+    "each with its own disk, so a key generated into one instance folder would sign sessions "
+    "and download links that the other web processes reject. Set the same SECRET_KEY in the "
+    "environment of every process, e.g. the output of: "
+    "python -c 'import secrets; print(secrets.token_hex(32))'. "
+    "(Without DATABASE_URL the app uses SQLite and keeps a generated key in the instance folder.)")
+
+
+def settle_secret_key(config: dict, instance_path: str) -> None:
+    """Give the app its signing key. An explicit one (environment or app config) always
+    wins. Without one, the zero-install SQLite default keeps a generated key in the
+    instance folder; on PostgreSQL that would differ per process (no shared disk on a
+    PaaS), so the app refuses to start instead (``ConfigError``)."""
+    if config.get("SECRET_KEY"):
+        return
+    if str(config.get("SQLALCHEMY_DATABASE_URI") or "").startswith("postgresql"):
+        raise ConfigError(MISSING_SECRET_KEY)
+    config["SECRET_KEY"] = _dev_secret(instance_path)
 
 
 def _dev_secret(instance_path: str) -> str:

@@ -1,7 +1,7 @@
 """Core plugin: periodic housekeeping of the run ledger."""
 from __future__ import annotations
 
-from . import approvals, idempotency, outbox, sessions
+from . import approvals, artifacts, idempotency, outbox, sessions
 from .api import ScheduledJob
 from .control_service import run_expiry_job
 from .hookspecs import hookimpl
@@ -38,4 +38,6 @@ def tenantpilot_register_scheduled_jobs(app):
         ScheduledJob("ops.prune_idempotency_keys", interval_seconds=3600, func=idempotency.prune),
         # Sign-in sessions that can no longer be used (revoked, idle, too old).
         ScheduledJob("auth.prune_sessions", interval_seconds=3600, func=sessions.prune),
+        # Artifacts past their expires_at (their owner's own cleanup normally goes first).
+        ScheduledJob("ops.prune_artifacts", interval_seconds=3600, func=artifacts.prune_expired),
     ]

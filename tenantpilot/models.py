@@ -486,3 +486,8 @@ class ProductUsageWorkspace(db.Model):
     __table_args__ = (Index("ix_product_usage_workspaces_last", "last_event_at"),)
     workspace_id: Mapped[int] = mapped_column(db.ForeignKey("workspaces.id"), primary_key=True)
     last_event_at = mapped_column(db.DateTime, nullable=False)
+
+
+# The artifact store's tables live with its code (tenantpilot.artifacts); imported here so
+# every app and migration check sees them with the other core tables.
+from .artifacts import Artifact, ArtifactChunk  # noqa: E402,F401

@@ -32,11 +32,15 @@ What is here, by purpose:
   ``api_problem`` / ``api_field_errors`` / ``api_refuse_unstarted`` (RFC 9457 answers), ``ApiText`` / ``ApiId``
   (marshmallow fields that refuse control characters / stay in the id range),
   ``RunSummarySchema`` / ``run_summary`` (a run as every endpoint shows it);
+- **artifacts** — ``put_artifact`` / ``artifact_info`` / ``stream_artifact`` /
+  ``send_artifact`` / ``delete_artifacts`` (blobs every process can reach: the database, or
+  an S3 bucket when configured; ``ArtifactInfo``, ``ArtifactMissing``, ``ArtifactStoreError``);
 - **settings** — ``Setting`` (a definition) and ``setting(name)`` (its value);
 - **CLI** — ``finish_embedded_jobs`` (a command run in embedded mode waits for its jobs).
 """
 from __future__ import annotations
 
+from . import artifacts as _artifacts
 from . import audit as _audit
 from . import controls as _controls
 from . import idempotency as _idempotency
@@ -44,6 +48,7 @@ from . import providers as _providers
 from . import seam as _seam
 from . import telemetry as _telemetry
 from .actors import Actor
+from .artifacts import ArtifactInfo, ArtifactMissing, ArtifactStoreError
 from .api import (CONTROL_SCOPES, CORE_SUMMARY_KEYS, REASON_CODES, SCOPES, SOURCES, TENANT_STATUSES, TENANT_SURFACES,
                   ControlKey, DashboardWidget, DefinitionError, EventFamily, OperationType,
                   PolicyRecord, Provider, ProviderClient, ProviderConnectionInfo, ProviderError,
@@ -165,6 +170,36 @@ def api_field_errors(errors: dict):
     field_errors(errors)
 
 
+def put_artifact(source, *, name: str, content_type: str = "application/octet-stream", owner: str | None = None,
+                 expires_at=None) -> int:
+    """Store a blob (bytes, a binary file object or an iterable of bytes) where every
+    process can read it; returns its id. Written with the caller's transaction (commit to
+    keep it). ``owner``: a reference of yours, e.g. ``"review_pack:12"``; ``expires_at``:
+    the core deletes it after then. See ``tenantpilot.artifacts``."""
+    return _artifacts.put(source, name=name, content_type=content_type, owner=owner, expires_at=expires_at)
+
+
+def artifact_info(artifact_id: int | None) -> ArtifactInfo | None:
+    """Name, content type, size, sha256, owner, times of an artifact; None if there is none."""
+    return _artifacts.info(artifact_id)
+
+
+def stream_artifact(artifact_id: int):
+    """An artifact's bytes as an iterator of chunks (``ArtifactMissing`` if there is none)."""
+    return _artifacts.stream(artifact_id)
+
+
+def send_artifact(artifact_id: int, *, download_name: str | None = None, cache_control: str = "private, no-store"):
+    """A Flask response streaming the artifact as an attachment (Content-Length, sha256
+    ETag); raises ``ArtifactMissing``."""
+    return _artifacts.send(artifact_id, download_name=download_name, cache_control=cache_control)
+
+
+def delete_artifacts(artifact_ids) -> int:
+    """Delete these artifacts and commit (bucket objects after the commit); returns how many."""
+    return _artifacts.delete_many(artifact_ids)
+
+
 def setting(name: str):
     """A registered plugin setting's value (``api.Setting``): the app config, else the
     environment (parsed), else its default."""
@@ -183,6 +218,8 @@ def finish_embedded_jobs(app) -> None:
 __all__ = [
     "ApiBlueprint", "ApiId", "ApiText", "RunSummarySchema", "api_field_errors", "api_problem",
     "api_refuse_unstarted", "run_summary",
+    "ArtifactInfo", "ArtifactMissing", "ArtifactStoreError", "artifact_info", "delete_artifacts", "put_artifact",
+    "send_artifact", "stream_artifact",
     "Actor", "AlreadySubmitted", "AuditLog", "BoundedIntegerField", "CONTROL_SCOPES", "CORE_SUMMARY_KEYS",
     "ControlDecision", "ControlKey", "DashboardWidget", "DefinitionError", "EmptyForm", "EventFamily",
     "Membership", "OperationRun", "OperationType", "PolicyRecord", "Provider", "ProviderClient",

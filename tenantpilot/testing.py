@@ -149,7 +149,7 @@ def _migration_dirs(app) -> list[str]:
 
 def _inert_config(tmp: Path, database_url: str) -> dict:
     return {"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": str(tmp / "instance"), "REDIS_URL": None,
-            "RATELIMIT_STORAGE_URI": "memory://", "TENANTPILOT_EMBEDDED_WORKER": False}
+            "SECRET_KEY": "inert", "RATELIMIT_STORAGE_URI": "memory://", "TENANTPILOT_EMBEDDED_WORKER": False}
 
 
 def _pg_drop_schema(url: str) -> None:

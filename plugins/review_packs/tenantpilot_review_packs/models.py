@@ -14,12 +14,14 @@ STATUSES = ("queued", "ready", "failed")
 
 
 class ReviewPack(db.Model):
-    """One generated (or generating) pack: a ZIP of JSON + CSV files on disk.
+    """One generated (or generating) pack: a ZIP of JSON + CSV files, kept in the core
+    artifact store (``artifact_id``), so the worker that builds it and the web process that
+    serves it need no shared disk.
 
-    status: queued → ready (file written, size and sha256 set) | failed. ``data_fingerprint``
+    status: queued → ready (artifact stored, size and sha256 set) | failed. ``data_fingerprint``
     digests the source data the file was built from, so an identical request can reuse a
     ready pack while that data is unchanged. ``expires_at``: the pack is no longer served
-    after it and the daily prune deletes the row and its file."""
+    after it and the daily prune deletes the row and its artifact."""
 
     __tablename__ = "review_packs"
     __table_args__ = (
@@ -39,6 +41,8 @@ class ReviewPack(db.Model):
     data_fingerprint: Mapped[str | None] = mapped_column(db.String(64))
     file_size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(db.String(64))
+    # SET NULL: the core's sweep of expired artifacts may beat the daily prune to it.
+    artifact_id: Mapped[int | None] = mapped_column(db.ForeignKey("artifacts.id", ondelete="SET NULL"))
     # Rows per file kind, e.g. {"findings": 12, "operation_runs": 3}.
     row_counts: Mapped[dict] = mapped_column(db.JSON, default=dict)
     failure_reason: Mapped[str | None] = mapped_column(db.String(60))

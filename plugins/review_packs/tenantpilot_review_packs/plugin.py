@@ -27,8 +27,6 @@ def tenantpilot_register_settings(app):
                 "Days a generated review pack stays downloadable before it is pruned.", int),
         Setting("TENANTPILOT_REVIEW_PACK_LINK_SECONDS", service.DEFAULT_LINK_SECONDS,
                 "Lifetime in seconds of one signed download link (the page signs a fresh one on every view).", int),
-        Setting("TENANTPILOT_REVIEW_PACK_DIR", None,
-                "Folder of the pack files (web and worker processes must share it); default <instance>/review_packs."),
     ]
 
 
@@ -91,7 +89,7 @@ def review_packs_cli():
 @review_packs_cli.command("prune")
 @with_appcontext
 def prune_command():
-    """Delete expired review packs and their files (the scheduler does this daily)."""
+    """Delete expired review packs and their stored bytes (the scheduler does this daily)."""
     deleted = service.prune(actor_name="CLI")
     click.echo(ngettext("Deleted %(num)d expired review pack.", "Deleted %(num)d expired review packs.", deleted))
 

@@ -10,14 +10,10 @@ after its commit; a refused one records nothing.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import time
-import uuid
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from flask import abort, current_app
 from flask_babel import ngettext
@@ -25,8 +21,9 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from sqlalchemy import delete, select, update
 
 from tenantpilot.api import TenantJob, TenantJobError
-from tenantpilot.sdk import (Actor, OperationRun, Scope, StartResult, Tenant, db, record_audit, record_event, setting,
-                             start_operation, timestamp, utcnow)
+from tenantpilot.sdk import (Actor, ArtifactStoreError, OperationRun, Scope, StartResult, Tenant, artifact_info, db,
+                             delete_artifacts, put_artifact, record_audit, record_event, setting, start_operation,
+                             timestamp, utcnow)
 
 from . import export
 from .models import ReviewPack
@@ -45,7 +42,13 @@ DEFAULT_LINK_SECONDS = 3600
 # pack that expires a minute later would send them straight back to request a new one.
 REUSE_MIN_REMAINING = timedelta(hours=1)
 PRUNE_BATCH = 500
-TEMP_MAX_AGE_SECONDS = 86400
+CONTENT_TYPE = "application/zip"
+# The ZIP is built in memory up to this size, beyond it in a process-local temporary file
+# (scratch space only: the pack itself goes to the artifact store).
+BUILD_MEMORY_BYTES = 16 * 1024 * 1024
+# The artifact outlives its pack's expiry by this much, so the daily prune (which audits)
+# deletes it; the core's sweep of expired artifacts only catches what nothing else did.
+ARTIFACT_GRACE = timedelta(days=2)
 
 
 # --- settings --------------------------------------------------------------------------
@@ -61,15 +64,14 @@ def link_seconds() -> int:
     return int(setting("TENANTPILOT_REVIEW_PACK_LINK_SECONDS"))
 
 
-def storage_dir() -> Path:
-    """Where pack files live: TENANTPILOT_REVIEW_PACK_DIR, else <instance>/review_packs.
-    Web and worker processes must see the same directory."""
-    configured = setting("TENANTPILOT_REVIEW_PACK_DIR")
-    return Path(configured) if configured else Path(current_app.instance_path) / "review_packs"
+def has_artifact(pack: ReviewPack) -> bool:
+    """Whether the pack's bytes are in the artifact store (a pack from before the store,
+    or whose artifact was swept, has none)."""
+    return pack.artifact_id is not None and artifact_info(pack.artifact_id) is not None
 
 
-def file_path(pack_id: int) -> Path:
-    return storage_dir() / f"{pack_id}.zip"
+def download_name(pack: ReviewPack) -> str:
+    return f"review-pack-{pack.id}-{pack.generated_at:%Y%m%d}.zip"
 
 
 # --- status ----------------------------------------------------------------------------
@@ -117,8 +119,8 @@ class RequestOutcome:
 
 
 def reusable_pack(tenant_id: int, include_operations: bool, include_pii: bool, now=None) -> ReviewPack | None:
-    """The newest ready pack with these options that is still valid for a while, its file
-    present and its source data unchanged since it was built; else None."""
+    """The newest ready pack with these options that is still valid for a while, its
+    artifact present and its source data unchanged since it was built; else None."""
     now = now or utcnow()
     pack = db.session.scalars(
         select(ReviewPack).where(ReviewPack.tenant_id == tenant_id, ReviewPack.status == "ready",
@@ -126,7 +128,7 @@ def reusable_pack(tenant_id: int, include_operations: bool, include_pii: bool, n
                                  ReviewPack.include_pii.is_(include_pii),
                                  ReviewPack.expires_at > now + REUSE_MIN_REMAINING)
         .order_by(ReviewPack.id.desc()).limit(1)).first()
-    if pack is None or not file_path(pack.id).is_file():
+    if pack is None or not has_artifact(pack):
         return None
     if pack.data_fingerprint != export.data_fingerprint(tenant_id, include_operations, include_pii):
         return None
@@ -203,36 +205,36 @@ def _record(tenant, user, pack, include_operations: bool, include_pii: bool, sou
 # --- generation ------------------------------------------------------------------------
 
 def generate(job: TenantJob) -> dict:
-    """Executor of "Generate review pack": build the pack's ZIP, then mark the row ready
-    with its size, sha256 and fingerprint (committed by the ledger with the tenant's
-    result). A re-executed job for a pack already built changes nothing."""
+    """Executor of "Generate review pack": build the pack's ZIP into the artifact store,
+    then mark the row ready with its artifact, size, sha256 and fingerprint. The artifact's
+    chunks and the row are committed together by the ledger with the tenant's result, so a
+    download never sees a half-written pack and a failed build leaves none. A re-executed
+    job for a pack already built changes nothing."""
     pack = db.session.scalars(select(ReviewPack).where(ReviewPack.operation_run_id == job.run_id)).first()
     if pack is None:
         raise TenantJobError("review_pack_missing", "The review pack of this run no longer exists.")
-    target = file_path(pack.id)
-    if pack.status == "ready" and target.is_file():
+    if pack.status == "ready" and has_artifact(pack):
         return _counts(pack.row_counts)
     tenant = db.session.get(Tenant, job.tenant_id)
     fingerprint = export.data_fingerprint(tenant.id, pack.include_operations, pack.include_pii)
     now = utcnow()
     expires_at = now + expiry()
-    tmp = target.with_name(f".{pack.id}.{uuid.uuid4().hex}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        counts = export.build(tmp, pack_id=pack.id, tenant=tenant, include_operations=pack.include_operations,
-                              include_pii=pack.include_pii, requested_by=pack.requested_by_name,
-                              generated_at=now, expires_at=expires_at, fingerprint=fingerprint)
-        size, digest = _size_and_sha256(tmp)
-        os.replace(tmp, target)  # atomic: a download never sees a half-written file
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the folder itself is the problem; the prune sweeps leftovers
-        log.error("review pack file could not be written", extra={"review_pack_id": pack.id,
-                                                                  "error": type(exc).__name__})
+        with tempfile.SpooledTemporaryFile(max_size=BUILD_MEMORY_BYTES) as scratch:
+            counts = export.build(scratch, pack_id=pack.id, tenant=tenant,
+                                  include_operations=pack.include_operations, include_pii=pack.include_pii,
+                                  requested_by=pack.requested_by_name, generated_at=now, expires_at=expires_at,
+                                  fingerprint=fingerprint)
+            scratch.seek(0)
+            artifact_id = put_artifact(scratch, name=f"review-pack-{pack.id}-{now:%Y%m%d}.zip",
+                                       content_type=CONTENT_TYPE, owner=f"review_pack:{pack.id}",
+                                       expires_at=expires_at + ARTIFACT_GRACE)
+    except (OSError, ArtifactStoreError) as exc:
+        log.error("review pack could not be stored", extra={"review_pack_id": pack.id,
+                                                            "error": type(exc).__name__})
         raise TenantJobError("storage_failed", "The review pack file could not be written.") from None
-    pack.status, pack.file_size, pack.sha256 = "ready", size, digest
+    stored = artifact_info(artifact_id)
+    pack.status, pack.artifact_id, pack.file_size, pack.sha256 = "ready", artifact_id, stored.size, stored.sha256
     pack.data_fingerprint, pack.row_counts = fingerprint, counts
     pack.generated_at, pack.expires_at, pack.failure_reason = now, expires_at, None
     return _counts(counts)
@@ -241,15 +243,6 @@ def generate(job: TenantJob) -> dict:
 def _counts(rows: dict) -> dict:
     counts = {k: int(v) for k, v in (rows or {}).items() if k in ("findings", "operation_runs", "stored_reports")}
     return {"items": sum(counts.values()), **counts}
-
-
-def _size_and_sha256(path: Path) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-            size += len(chunk)
-    return size, h.hexdigest()
 
 
 def mark_failed(run) -> None:
@@ -301,8 +294,7 @@ def check_token(token: str, pack: ReviewPack) -> str:
 # --- prune -----------------------------------------------------------------------------
 
 def prune(now=None, actor_name: str = "Scheduler") -> int:
-    """Delete expired packs (rows and files) in batches; returns how many rows. Also
-    removes temporary files left by a build that died more than a day ago."""
+    """Delete expired packs (rows and artifacts) in batches; returns how many rows."""
     now = now or utcnow()
     deleted = 0
     while True:
@@ -310,15 +302,15 @@ def prune(now=None, actor_name: str = "Scheduler") -> int:
                                       .order_by(ReviewPack.id).limit(PRUNE_BATCH)))
         if not ids:
             break
-        db.session.execute(delete(ReviewPack).where(ReviewPack.id.in_(ids), ReviewPack.expires_at <= now)
-                           .execution_options(synchronize_session=False))
+        artifact_ids = db.session.scalars(
+            delete(ReviewPack).where(ReviewPack.id.in_(ids), ReviewPack.expires_at <= now)
+            .returning(ReviewPack.artifact_id).execution_options(synchronize_session=False)).all()
+        # The rows and their artifacts go in one transaction (delete_artifacts commits);
+        # a bucket object is removed after it, so a crash leaves an unreferenced object,
+        # never a pack whose bytes are missing.
+        delete_artifacts(artifact_ids)
         db.session.commit()
-        # Files go after the rows: a crash in between leaves an unreferenced file, never a
-        # row whose file is missing.
-        for pack_id in ids:
-            file_path(pack_id).unlink(missing_ok=True)
         deleted += len(ids)
-    _remove_stale_temp_files()
     if deleted:
         # Platform-plane housekeeping event: a count only, no names, paths or tokens.
         record_audit("review_packs.pruned", actor=Actor.system(actor_name),
@@ -326,19 +318,6 @@ def prune(now=None, actor_name: str = "Scheduler") -> int:
                      summary=ngettext("Deleted %(num)d expired review pack", "Deleted %(num)d expired review packs",
                                       deleted), metadata={"deleted": deleted})
     return deleted
-
-
-def _remove_stale_temp_files() -> None:
-    folder = storage_dir()
-    if not folder.is_dir():
-        return
-    cutoff = time.time() - TEMP_MAX_AGE_SECONDS
-    for tmp in folder.glob(".*.tmp"):
-        try:
-            if tmp.stat().st_mtime < cutoff:
-                tmp.unlink()
-        except OSError:
-            pass  # another scheduler removed it first, or it is being renamed
 
 
 def prune_job() -> None:

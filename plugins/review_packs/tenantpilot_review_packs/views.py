@@ -6,12 +6,13 @@ no telemetry, no audit.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import BooleanField, ValidationError
 
-from tenantpilot.sdk import Actor, SafeForm, db, record_audit, tenant_required, utcnow
+from tenantpilot.sdk import (Actor, ArtifactMissing, SafeForm, db, record_audit, send_artifact, tenant_required,
+                             utcnow)
 from . import export, service
 from .models import ReviewPack
 
@@ -109,16 +110,17 @@ def download(tenant_id: int, pack_id: int):
         return _gone()
     if service.display_status(pack) != "ready":
         abort(404)  # no file to serve (still generating, or failed)
-    path = service.file_path(pack.id)
-    if not path.is_file():
-        return _gone()
+    if not service.has_artifact(pack):
+        return _gone()  # built before the artifact store, or its bytes were swept
     record_audit("review_pack.downloaded", actor=Actor.human(current_user), workspace_id=pack.workspace_id,
                  tenant_id=pack.tenant_id, target=("review_pack", pack.id, f"Review pack #{pack.id}"),
                  summary=f"Review pack #{pack.id} downloaded",
                  metadata={"review_pack_id": pack.id, "include_operations": pack.include_operations,
                            "include_pii": pack.include_pii})
-    response = send_file(path, mimetype="application/zip", as_attachment=True,
-                         download_name=f"review-pack-{pack.id}-{pack.generated_at:%Y%m%d}.zip", max_age=0,
-                         etag=pack.sha256)
-    response.headers["Cache-Control"] = "private, no-store"  # may hold personal data
-    return response
+    try:
+        # Streamed from the artifact store (database or bucket), chunk by chunk: this web
+        # process need not share a disk with the worker that built the pack.
+        return send_artifact(pack.artifact_id, download_name=service.download_name(pack),
+                             cache_control="private, no-store")  # may hold personal data
+    except ArtifactMissing:
+        return _gone()

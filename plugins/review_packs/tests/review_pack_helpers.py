@@ -16,7 +16,8 @@ from tenantpilot.testing import post_form, signed_in  # noqa: F401  (signed_in: 
 from tenantpilot_findings.models import Finding
 from tenantpilot_review_packs import service
 from tenantpilot_review_packs.models import ReviewPack
-from tenantpilot.sdk import Actor, Scope, User, db, hookimpl, start_operation, utcnow
+from tenantpilot.sdk import (Actor, Scope, User, db, delete_artifacts, hookimpl, start_operation, stream_artifact,
+                             utcnow)
 from tenantpilot.testing import ProductUsageEvent
 
 PERSON = "Petra Pilot"
@@ -93,13 +94,27 @@ def pack(app, pack_id) -> ReviewPack:
         return row
 
 
-def pack_path(app, pack_id):
+def pack_stored(app, pack_id) -> bool:
+    """Whether the pack's bytes are in the artifact store."""
     with app.app_context():
-        return service.file_path(pack_id)
+        return service.has_artifact(db.session.get(ReviewPack, pack_id))
+
+
+def pack_bytes(app, pack_id) -> bytes:
+    """The pack's ZIP as the artifact store holds it."""
+    with app.app_context():
+        artifact_id = db.session.get(ReviewPack, pack_id).artifact_id
+        return b"".join(stream_artifact(artifact_id))
+
+
+def lose_pack_bytes(app, pack_id) -> None:
+    """The pack's stored bytes disappear behind its back (e.g. an operator emptied a bucket)."""
+    with app.app_context():
+        delete_artifacts([db.session.get(ReviewPack, pack_id).artifact_id])
 
 
 def zip_files(app, pack_id) -> dict[str, bytes]:
-    with zipfile.ZipFile(pack_path(app, pack_id)) as zf:
+    with zipfile.ZipFile(io.BytesIO(pack_bytes(app, pack_id))) as zf:
         return {name: zf.read(name) for name in zf.namelist()}
 
 

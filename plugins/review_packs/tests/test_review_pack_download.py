@@ -1,16 +1,15 @@
 """Signed, expiring download links (SPEC 5) and the daily prune of expired packs."""
 import hashlib
-import time
 from datetime import timedelta
 
 import pytest
 
-from review_pack_helpers import (TENANT_NAME, download_link, expire, pack, pack_path, packs, request_pack,
+from review_pack_helpers import (TENANT_NAME, download_link, expire, pack, pack_stored, packs, request_pack,
                                  signed_in)
 from tenantpilot_review_packs import plugin, service
 from tenantpilot_review_packs.models import ReviewPack
 from tests.helpers import audit_rows, count
-from tenantpilot.sdk import AuditLog, db
+from tenantpilot.sdk import AuditLog, artifact_info, db
 from tenantpilot.testing import run_scheduled
 
 
@@ -146,21 +145,14 @@ def test_prune_deletes_expired_rows_and_files_only(app, world, drain):
     old = generated(app, client, tenant, drain)
     kept = generated(app, client, tenant, drain, ops=True)
     expire(app, old.id, ago=timedelta(days=1))
-    folder = pack_path(app, kept.id).parent
-    stale_tmp = folder / ".99.deadbeef.tmp"
-    stale_tmp.write_bytes(b"half a zip")
-    old_mtime = time.time() - 2 * 86400
-    import os
-
-    os.utime(stale_tmp, (old_mtime, old_mtime))
-    fresh_tmp = folder / ".98.cafebabe.tmp"  # a build in progress
-    fresh_tmp.write_bytes(b"in progress")
+    old_artifact = old.artifact_id
 
     with app.app_context():
         assert service.prune() == 1
     assert [p.id for p in packs(app)] == [kept.id]
-    assert not pack_path(app, old.id).exists() and pack_path(app, kept.id).is_file()
-    assert not stale_tmp.exists() and fresh_tmp.exists()
+    assert pack_stored(app, kept.id)
+    with app.app_context():  # the expired pack's bytes went with its row
+        assert artifact_info(old_artifact) is None and artifact_info(kept.artifact_id) is not None
     assert pack(app, kept.id).status == "ready"
     (audit,) = audit_rows(app, "review_packs.pruned")
     assert audit.meta == {"deleted": 1} and audit.workspace_id is None and audit.tenant_id is None
@@ -177,7 +169,9 @@ def test_prune_runs_daily_from_the_one_scheduler_and_from_the_cli(app, make_app,
     other = make_app(plugins=[plugin])  # a second scheduler process on the same database
     assert "review_packs.prune" in run_scheduled(app)
     assert "review_packs.prune" not in run_scheduled(other)
-    assert packs(app) == [] and not pack_path(app, first.id).exists()
+    assert packs(app) == []
+    with app.app_context():
+        assert artifact_info(first.artifact_id) is None
 
     second = generated(app, client, tenant, drain)
     expire(app, second.id)

@@ -159,12 +159,12 @@ def test_an_expired_or_missing_pack_is_not_reused(app, world, drain):
     tenant, manager = world["tenant"], world["manager"]
     client = signed_in(app, "admin", manager.email)
     first = ready_pack(app, client, tenant, drain)
-    from review_pack_helpers import expire, pack_path
+    from review_pack_helpers import expire, lose_pack_bytes
 
     expire(app, first.id)
     second = ready_pack(app, client, tenant, drain)
     assert second.id != first.id
-    pack_path(app, second.id).unlink()  # e.g. lost with a disk
+    lose_pack_bytes(app, second.id)  # e.g. lost with a bucket
     third = ready_pack(app, client, tenant, drain)
     assert third.id != second.id
 
@@ -248,10 +248,12 @@ def test_members_see_the_list_readonly_without_the_form_and_pages_record_nothing
     assert count(app, ProductUsageEvent) == before_events and count(app, AuditLog) == before_audit
 
 
-def test_a_generation_that_fails_marks_the_pack_failed(app, make_app, world, drain, tmp_path):
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("x")
-    broken = make_app(plugins=[plugin], TENANTPILOT_REVIEW_PACK_DIR=str(blocker / "packs"))
+def test_a_generation_that_fails_marks_the_pack_failed(app, make_app, world, drain, monkeypatch):
+    # The artifact store is a bucket nobody listens at: the upload fails.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    broken = make_app(plugins=[plugin], TENANTPILOT_ARTIFACT_BUCKET="packs",
+                      TENANTPILOT_ARTIFACT_S3_ENDPOINT_URL="http://127.0.0.1:9", TENANTPILOT_ARTIFACT_S3_REGION="us-east-1")
     client = signed_in(broken, "admin", world["manager"].email)
     assert request_pack(client, world["tenant"]).status_code == 302
     drain(broken)
