@@ -350,11 +350,11 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
     # 2. The formation: 2 web, 3 workers, 2 schedulers.
     log = tmp / "honcho.log"
     formation = ",".join(f"{k}={v}" for k, v in FORMATION.items())
+    proxy = RoundRobinProxy(BASE_PORT, web_ports)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
     out = log.open("w")
     manager = honcho(["start", "--no-colour", "-f", str(procfile), "-p", str(web_ports[0]), "-c", formation,
                       *FORMATION], env, stdout=out, stderr=subprocess.STDOUT)
-    proxy = RoundRobinProxy(BASE_PORT, web_ports)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         wait_for(lambda: all(map(healthy, web_ports)), 90, "both web processes to answer /healthz", log)
         names = [f"{kind}.{i + 1}" for kind, n in FORMATION.items() for i in range(n)]
