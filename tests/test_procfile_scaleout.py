@@ -383,6 +383,7 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
             "preflight_id": pre.json()["preflight_id"], "confirmation": "CANARY", "reason_code": "SUPPORT",
             "reason_text": "Procfile scale-out test: canary across the fleet"})
         assert started.status_code == 201, started.text
+        start_clock = time.monotonic()
         assert started.json()["status"] == "started"
         run_id = started.json()["run"]["id"]
 
@@ -432,7 +433,7 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
         (victim,) = [name for name, ps in processes_of(deployment["prefix"]).items()
                      if victim_pid in {p["pid"] for p in ps}]
         os.kill(victim_pid, signal.SIGKILL)
-        killed_at = utcnow()
+        killed_at, kill_clock = utcnow(), time.monotonic()
         scheduler_pid = main_process(processes_of(deployment["prefix"])["scheduler.1"])["pid"]
         os.kill(scheduler_pid, signal.SIGKILL)
         done_at_kill = run_api()["tenants_done"]
@@ -450,8 +451,16 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
 
         # 6. The run completes: the dead worker's batch recovered by the surviving scheduler's
         # reaper, its pending tenants re-dispatched, exact counts.
-        run = wait_for(lambda: (lambda r: r if r["status"] == "completed" else None)(run_api()), 120,
-                       "the canary run to complete", log, every=0.5)
+        seen = {}
+
+        def completed_run():
+            r = run_api()
+            if r["tenants_failed"] and "recovered" not in seen:
+                seen["recovered"] = time.monotonic() - kill_clock
+            return r if r["status"] == "completed" else None
+
+        run = wait_for(completed_run, 120, "the canary run to complete", log, every=0.5)
+        run_seconds = time.monotonic() - start_clock
         assert (run["tenants_total"], run["tenants_done"]) == (TENANTS, TENANTS), run
         assert (run["tenants_failed"], run["outcome"]) == (1, "partially_succeeded"), run
         with app.app_context():
@@ -531,7 +540,8 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
     assert reaps[-1] > stopped_at - timedelta(seconds=30)
 
     print(f"\nProcfile scale-out: {TENANTS} tenants, the SIGKILLed {victim} left {dict(stranded)} "
-          f"(killed at {done_at_kill} done), router connections {dict(proxy.connections)}, "
+          f"(killed at {done_at_kill} done; its running tenant settled as worker_lost "
+          f"{seen.get('recovered', float('nan')):.0f} s after the kill; the run took {run_seconds:.0f} s), router connections {dict(proxy.connections)}, "
           f"{len(ran)} scheduler slots ({Counter(p for p, _, _ in ran)}), {time.monotonic() - began:.0f} s in all")
 
     # 9. The pack was built by a worker (its own instance folder) and web process 2, which
