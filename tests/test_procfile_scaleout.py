@@ -28,6 +28,7 @@ import json
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import socketserver
@@ -74,7 +75,7 @@ def derived_procfile(source: Path, instances: Path) -> str:
         if not m:
             continue
         name, command = m.groups()
-        fresh = f'export TENANTPILOT_INSTANCE_PATH="$(mktemp -d {instances}/{name}.XXXXXX)"'
+        fresh = f'export TENANTPILOT_INSTANCE_PATH="$(mktemp -d {shlex.quote(str(instances / name))}.XXXXXX)"'
         if name == "release":
             out.append(f"{name}: {fresh}; {command}")
         else:
@@ -334,6 +335,9 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
         assert port_free(port), f"port {port} is taken (set TENANTPILOT_TEST_PROCFILE_PORT to another base)"
     procfile = tmp / "Procfile"
     procfile.write_text(derived_procfile(ROOT / "Procfile", deployment["instances"]))
+    project = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ":" in line)
+    assert {"release", *FORMATION} <= set(project)
+    assert all(command.strip() in procfile.read_text() for command in project.values())  # the commands, as they are
     began = time.monotonic()
 
     # 1. The release phase, as the platform runs it before the new processes start.
