@@ -418,25 +418,25 @@ def test_the_procfile_under_honcho_survives_sigkills_with_exact_counts_and_no_sh
                 db.session.remove()
             return found
 
-        def busy_worker():
-            """(pid, job id) of one of our workers in the middle of a batch (a tenant running,
-            at least 10 still pending), so the kill strands work the reaper must recover."""
+        def kill_a_busy_worker():
+            """SIGKILL one of our workers in the middle of a batch (a tenant running, at least
+            25 still pending: a batch runs in a few hundred ms, so the kill lands before it
+            ends), so the kill strands work the reaper must recover. (name, pid, job id)."""
             from rq import Worker
 
-            ours = {p["pid"] for name, ps in processes_of(deployment["prefix"]).items()
+            ours = {p["pid"]: name for name, ps in processes_of(deployment["prefix"]).items()
                     if name.startswith("worker.") for p in ps}
             for w in Worker.all(queue=queue):
                 job_id = w.get_current_job_id()
                 if job_id and w.pid in ours:
                     left = unsettled(job_id)
-                    if left["running"] == 1 and left["pending"] >= 10:
-                        return w.pid, job_id
+                    if left["running"] == 1 and left["pending"] >= 25:
+                        os.kill(w.pid, signal.SIGKILL)
+                        return ours[w.pid], w.pid, job_id
             return None
 
-        victim_pid, victim_job = wait_for(busy_worker, 30, "a worker in the middle of a batch", every=0.02)
-        (victim,) = [name for name, ps in processes_of(deployment["prefix"]).items()
-                     if victim_pid in {p["pid"] for p in ps}]
-        os.kill(victim_pid, signal.SIGKILL)
+        victim, victim_pid, victim_job = wait_for(kill_a_busy_worker, 30, "a worker in the middle of a batch",
+                                                  every=0.02)
         killed_at, kill_clock = utcnow(), time.monotonic()
         scheduler_pid = main_process(processes_of(deployment["prefix"])["scheduler.1"])["pid"]
         os.kill(scheduler_pid, signal.SIGKILL)
