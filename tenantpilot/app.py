@@ -63,6 +63,11 @@ def _sqlite_engine_events(app: Flask) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
+        if conn.get_execution_options().get("tenantpilot_read_only"):
+            # A reader that never writes (e.g. an artifact streamed chunk by chunk while
+            # the request's session holds the write lock): no BEGIN at all, so each
+            # SELECT autocommits and, in WAL, never waits for a writer.
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()

@@ -252,7 +252,9 @@ def stream(artifact_id: int) -> Iterator[bytes]:
 
 def _db_stream(engine, artifact_id: int, count: int) -> Iterator[bytes]:
     query = select(ArtifactChunk.data).where(ArtifactChunk.artifact_id == artifact_id)
-    with engine.connect() as conn:
+    # tenantpilot_read_only: on SQLite this connection takes no write lock (app.py), so a
+    # caller whose own session holds one can still read.
+    with engine.connect().execution_options(tenantpilot_read_only=True) as conn:
         for seq in range(count):
             piece = conn.execute(query.where(ArtifactChunk.seq == seq)).scalar()
             conn.rollback()  # no transaction (nor SQLite read snapshot) held between chunks
