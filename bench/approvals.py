@@ -7,16 +7,20 @@ expired, 8% cancelled, 2% pending (the newest); then VACUUM ANALYZE.
 
 Cases: the pending tab (the default), "all", the approved tab, a deep keyset page of
 "all", and one pending request's page (which also runs a fresh re-count, the canary's
-preflight over the seeded tenants). Each case: 5 warm-up requests, then REPEATS rounds of
-ROUND timed GETs through the Flask test client, signed in (real login form) as a platform
-user holding every capability; per case the median and p95 over all timed requests and
-the median of each round (to show the spread between repetitions).
+preflight over the seeded tenants). Each case: 5 warm-up requests, then REPS rounds
+(``--reps``, default 5) of ROUND timed GETs (``--round``, default 20) through the Flask
+test client, signed in (real login form) as a platform user holding every capability.
+Printed per case: the median and the p95 of each round, as their median over the rounds
+and spread (min–max), and every round's median. ``--requests`` sizes the history
+(default 10,000; the deep page starts in its middle).
 
-Run from the repository root with the venv active:  python bench/approvals.py
+Run from the repository root with the venv active:
+    python bench/approvals.py [--reps 5] [--round 20] [--requests 10000]
 Backends as every bench script (bench/_common.py; BENCH_DATABASE_URL, BENCH_REDIS_URL).
 """
 from __future__ import annotations
 
+import argparse
 import random
 import statistics
 import sys
@@ -101,30 +105,42 @@ def load(app) -> dict:
     return {"loaded_s": loaded, "counts": counts, "pending_id": pending_id}
 
 
-def time_case(client, url: str, marker: str) -> dict:
+def time_case(client, url: str, marker: str, repeats: int, per_round: int) -> dict:
     for _ in range(WARMUP):
         resp = client.get(url)
         if resp.status_code != 200:
             raise RuntimeError(f"{url} answered {resp.status_code}")
     rounds, rows = [], 0
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         samples = []
-        for _ in range(ROUND):
+        for _ in range(per_round):
             t0 = time.perf_counter()
             resp = client.get(url)
             samples.append(time.perf_counter() - t0)
             assert resp.status_code == 200
         rounds.append(samples)
         rows = resp.get_data(as_text=True).count(marker)
-    every = [s for r in rounds for s in r]
-    return {"all": every, "rounds": [statistics.median(r) for r in rounds], "rows": rows}
+    return {"rounds": [statistics.median(r) for r in rounds], "p95s": [percentile(r, 95) for r in rounds],
+            "rows": rows}
+
+
+def spread(values: list[float]) -> str:
+    return f"{ms(statistics.median(values))} ({ms(min(values))}–{ms(max(values))})"
 
 
 def main() -> int:
+    global N_REQUESTS
     from tenantpilot.testing import Factory, login
 
-    print_header("bench/approvals.py — approvals page latency at 10,000 requests",
-                 f"GET /system/ops/approvals, {WARMUP} warm-up + {REPEATS}×{ROUND} timed requests per case, "
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=REPEATS, help=f"rounds per case (default {REPEATS})")
+    parser.add_argument("--round", type=int, default=ROUND, help=f"timed requests per round (default {ROUND})")
+    parser.add_argument("--requests", type=int, default=N_REQUESTS,
+                        help=f"approval requests in the history (default {N_REQUESTS:,})")
+    args = parser.parse_args()
+    N_REQUESTS, reps, per_round = args.requests, max(1, args.reps), args.round
+    print_header(f"bench/approvals.py — approvals page latency at {N_REQUESTS:,} requests",
+                 f"GET /system/ops/approvals, {WARMUP} warm-up + {reps}×{per_round} timed requests per case, "
                  "Flask test client")
     app, _config, _tenants = setup(N_TENANTS)
     try:
@@ -144,11 +160,12 @@ def main() -> int:
             ("all, deep page (before=middle)", f"{base}?status=all&before={N_REQUESTS // 2}", "<tr data-approval="),
             ("one pending request (+ re-count)", f"{base}/{c['pending_id']}", 'data-figure="affected-now"'),
         ]
-        print(f"{'case':<36} {'rows':>4} {'median ms':>10} {'p95 ms':>8}   round medians ms")
+        print(f"ms per request: median over {reps} round(s) of {per_round} of each round's figure (min–max)")
+        print(f"{'case':<36} {'rows':>4} {'median ms':>22} {'p95 ms':>22}   round medians ms")
         for label, url, marker in cases:
-            r = time_case(client, url, marker)
-            print(f"{label:<36} {r['rows']:>4} {ms(statistics.median(r['all'])):>10} "
-                  f"{ms(percentile(r['all'], 95)):>8}   {' '.join(ms(x) for x in r['rounds'])}")
+            r = time_case(client, url, marker, reps, per_round)
+            print(f"{label:<36} {r['rows']:>4} {spread(r['rounds']):>22} {spread(r['p95s']):>22}   "
+                  f"{' '.join(ms(x) for x in r['rounds'])}", flush=True)
         return 0
     finally:
         teardown(app)
