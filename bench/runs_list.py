@@ -18,13 +18,20 @@ Each case: 5 warm-up requests, then 30 timed GETs through the Flask test client,
 in (real login form) as a platform user holding every capability; the whole request is
 timed (session/user load, the query, rendering 50 rows). "sql ms" is the median of 10
 direct executions of the list query the view sent (captured from the engine), so
-"page - sql" is the fixed per-request cost. For the slowest case the script prints the
-top plan node and execution time of EXPLAIN (ANALYZE, BUFFERS) of that same statement.
+"page - sql" is the fixed per-request cost. The data is loaded once; the cases are timed
+REPS times (``--reps``, default 3; each repetition runs every case in turn, warm-ups
+included) and every figure is printed as the median over the repetitions and its spread
+(min–max): each repetition's median, p95 and sql ms. For the slowest case (by that
+median) the script prints the top plan node and execution time of EXPLAIN (ANALYZE,
+BUFFERS) of that same statement. ``--runs`` / ``--tenants`` size the data (defaults
+1,000,000 and 1,000; the shares above scale with them).
 
-Run from the repository root with the venv active:  python bench/runs_list.py
+Run from the repository root with the venv active:
+    python bench/runs_list.py [--reps 3] [--runs 1000000] [--tenants 1000]
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -237,11 +244,29 @@ def time_cases(client, cases, capture, app) -> list[dict]:
     return results
 
 
-def print_results(results) -> None:
-    print(f"{'case':<44} {'rows':>4} {'median ms':>10} {'p95 ms':>8} {'sql ms':>7}   url")
+def spread(values: list[float]) -> str:
+    return f"{ms(statistics.median(values))} ({ms(min(values))}–{ms(max(values))})"
+
+
+def summarize(reps: list[list[dict]]) -> list[dict]:
+    """Per case, the repetitions' medians, p95s and sql figures (and the case's last capture)."""
+    out = []
+    for per_case in zip(*reps):
+        r = dict(per_case[-1])
+        r["medians"] = [statistics.median(x["samples"]) for x in per_case]
+        r["p95s"] = [percentile(x["samples"], 95) for x in per_case]
+        r["sqls"] = [x["sql"] for x in per_case]
+        r["median"] = statistics.median(r["medians"])
+        out.append(r)
+    return out
+
+
+def print_results(results, reps: int) -> None:
+    print(f"ms per request: median over {reps} repetition(s) of each repetition's figure (min–max)")
+    print(f"{'case':<44} {'rows':>4} {'median ms':>22} {'p95 ms':>22} {'sql ms':>20}   url")
     for r in results:
-        print(f"{r['label']:<44} {r['rows']:>4} {ms(statistics.median(r['samples'])):>10} "
-              f"{ms(percentile(r['samples'], 95)):>8} {ms(r['sql']):>7}   {r['url']}")
+        print(f"{r['label']:<44} {r['rows']:>4} {spread(r['medians']):>22} {spread(r['p95s']):>22} "
+              f"{spread(r['sqls']):>20}   {r['url']}")
 
 
 def explain(app, result) -> None:
@@ -262,14 +287,22 @@ def explain(app, result) -> None:
 
 
 def main() -> int:
+    global N_RUNS, N_TENANTS, OFFBOARD_BEFORE
     from sqlalchemy import select
 
     from tenantpilot.extensions import db
     from tenantpilot.models import Tenant, Workspace
     from tenantpilot.testing import Factory, login
 
-    print_header("bench/runs_list.py — runs list page latency at 1,000,000 runs",
-                 f"GET /system/ops/runs, {WARMUP} warm-up + {REQUESTS} timed requests per case, Flask test client")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of every case (default 3)")
+    parser.add_argument("--runs", type=int, default=N_RUNS, help=f"runs in the table (default {N_RUNS:,})")
+    parser.add_argument("--tenants", type=int, default=N_TENANTS, help=f"tenants (default {N_TENANTS:,})")
+    args = parser.parse_args()
+    N_RUNS, N_TENANTS, OFFBOARD_BEFORE, reps = args.runs, args.tenants, args.runs // 20, max(1, args.reps)
+    print_header(f"bench/runs_list.py — runs list page latency at {N_RUNS:,} runs",
+                 f"GET /system/ops/runs, {WARMUP} warm-up + {REQUESTS} timed requests per case, {reps} repetition(s), "
+                 "Flask test client")
     app, config, tenant_ids = setup(N_TENANTS)
     try:
         with app.app_context():
@@ -294,6 +327,7 @@ def main() -> int:
         if resp.status_code != 302:
             raise RuntimeError(f"login answered {resp.status_code}")
         base = "/system/ops/runs"
+        part = sum(str(i).startswith("1") for i in range(N_TENANTS))  # names "Bench tenant {i}"
         cases = [
             ("first page, no filter", base),
             ("deep page, before=middle", f"{base}?before={N_RUNS // 2}"),
@@ -304,20 +338,26 @@ def main() -> int:
             ("tenant=busy tenant", f"{base}?tenant={busy}"),
             ("tenant=offboarded tenant", f"{base}?tenant={quiet}"),
             # Typed names (issue 13): an exact name resolves to one tenant (the id path); part
-            # of a name matches many ("bench tenant 1": 1, 10–19, 100–199 → 111 tenants).
+            # of a name matches many ("bench tenant 1": 1, 10–19, 100–199 → 111 of 1,000 tenants).
             ("tenant_name=exact (busy tenant)", f"{base}?tenant_name=Bench+tenant+0"),
-            ("tenant_name=part (111 tenants)", f"{base}?tenant_name=bench+tenant+1"),
+            (f"tenant_name=part ({part} tenants)", f"{base}?tenant_name=bench+tenant+1"),
             ("workspace_name=exact", f"{base}?workspace_name=" + workspace_name.replace(" ", "+")),
             ("window=24h", f"{base}?window=24h"),
         ]
         with app.app_context():
             capture = Capture(db.engine)
-        results = time_cases(client, cases, capture, app)
-        print_results(results)
+        per_rep = []
+        for rep in range(reps):
+            per_rep.append(time_cases(client, cases, capture, app))
+            print(f"rep {rep + 1}: " + ", ".join(f"{ms(statistics.median(r['samples']))}" for r in per_rep[-1])
+                  + " ms (median per case, in table order)", flush=True)
         print()
-        slowest = max(results, key=lambda r: statistics.median(r["samples"]))
+        results = summarize(per_rep)
+        print_results(results, reps)
+        print()
+        slowest = max(results, key=lambda r: r["median"])
         explain(app, slowest)
-        slow = [r["label"] for r in results if statistics.median(r["samples"]) * 1000 > SLOW_MS]
+        slow = [r["label"] for r in results if r["median"] * 1000 > SLOW_MS]
         print(f"cases over {SLOW_MS:.0f} ms median: {', '.join(slow) if slow else 'none'}")
         return 0
     finally:
