@@ -1,4 +1,4 @@
-"""The ceiling for bench/http.py: a bare Flask app answering one short text page, served by
+"""The ceiling for bench/http_load.py: a bare Flask app answering one short text page, served by
 the same gunicorn command as the product (not a benchmark itself)."""
 from flask import Flask
 
