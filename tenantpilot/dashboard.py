@@ -84,6 +84,12 @@ def run_kpis(since: datetime) -> dict:
     ).subquery()
     by_outcome = {o: int(n) for o, n in db.session.execute(
         select(parts.c.outcome, func.sum(parts.c.n)).group_by(parts.c.outcome))}
+    return _kpis(by_outcome)
+
+
+def _kpis(by_outcome: dict) -> dict:
+    """The KPI figures from the window's runs by outcome, plus the runs active right now
+    (not windowed): one shape for the rollup and the raw version."""
     active = dict(db.session.execute(
         select(OperationRun.status, func.count()).where(OperationRun.status.in_(ACTIVE_STATUSES))
         .group_by(OperationRun.status)
@@ -217,19 +223,7 @@ def raw_run_kpis(since: datetime) -> dict:
         select(OperationRun.outcome, func.count()).where(OperationRun.created_at >= since)
         .group_by(OperationRun.outcome)
     ).all())
-    active = dict(db.session.execute(
-        select(OperationRun.status, func.count()).where(OperationRun.status.in_(ACTIVE_STATUSES))
-        .group_by(OperationRun.status)
-    ).all())
-    return {
-        "started": sum(by_outcome.values()),
-        "succeeded": by_outcome.get("succeeded", 0),
-        "failed": sum(by_outcome.get(o, 0) for o in FAILED_OUTCOMES),
-        "partially_succeeded": by_outcome.get("partially_succeeded", 0),
-        "active": sum(active.values()),
-        "running": active.get("running", 0),
-        "queued": active.get("queued", 0),
-    }
+    return _kpis(by_outcome)
 
 
 def raw_top_failing_types(since: datetime, limit: int = 5) -> list[dict]:
