@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
-from .models import OperationRun, OperationRunTenant, Tenant
+from .models import _ACTIVE_SQL, OperationRun, OperationRunTenant, Tenant
 from .sanitize import safe_message, safe_reason
 from .timeutil import utcnow
 
@@ -136,17 +136,20 @@ def create(
             continue
         pending: dict[str, list[int]] = {}
         rows = []
+        # Every row carries the same keys: a Core executemany takes its columns from the first.
         for i, (tid, _ws) in enumerate(todo):
             job_id = job_id_for(run.id, i // batch_size)
             pending.setdefault(job_id, []).append(tid)
-            rows.append({"run_id": run.id, "tenant_id": tid, "status": "pending", "job_id": job_id, "counts": {}})
+            rows.append({"run_id": run.id, "tenant_id": tid, "status": "pending", "job_id": job_id, "counts": {},
+                         "reason_code": None, "finished_at": None, "accounted": False})
+        now = utcnow()
         rows += [
-            {"run_id": run.id, "tenant_id": tid, "status": "skipped", "reason_code": skipped[tid], "counts": {},
-             "finished_at": utcnow(), "accounted": True}
+            {"run_id": run.id, "tenant_id": tid, "status": "skipped", "job_id": None, "counts": {},
+             "reason_code": skipped[tid], "finished_at": now, "accounted": True}
             for tid, _ws in tenants if tid in skipped
         ]
         if rows:
-            db.session.execute(insert(OperationRunTenant), rows)
+            db.session.execute(insert(_RT), rows)  # Core: the ORM bulk path cost more than the round trip
         if attach is not None:
             try:
                 attach(run)
@@ -175,19 +178,24 @@ def _commit_keeping(obj) -> None:
         set_committed_value(obj, key, value)
 
 
+_CONFLICT = select(OperationRun.__table__.c.id, OperationRun.__table__.c.run_identity_hash).where(text(_ACTIVE_SQL))
+
+
 def _active_conflict(ident: str, lock: str | None):
     """The active run holding this identity (deduped) or this scope lock (scope_busy).
     One statement, so a run committed meanwhile is classified consistently."""
     match = OperationRun.run_identity_hash == ident
     if lock:
         match = or_(match, OperationRun.scope_lock == lock)
-    found = db.session.scalars(
-        select(OperationRun).where(OperationRun.status.in_(("queued", "running")), match)
-    ).all()
-    for run in found:
-        if run.run_identity_hash == ident:
-            return run, "deduped"
-    return (found[0], "scope_busy") if found else None
+    # The statuses as literal SQL, the partial unique indexes' own predicate: with bound
+    # values, the generic plan of the prepared statement cannot prove the predicate and
+    # scans every active run instead (measured: 0.87 ms with 1,700 queued runs).
+    # Ids first (Core): the miss is the hot path and needs no ORM object.
+    found = db.session.execute(_CONFLICT.where(match)).all()
+    if not found:
+        return None
+    run_id, kind = next(((i, "deduped") for i, h in found if h == ident), (found[0][0], "scope_busy"))
+    return db.session.get(OperationRun, run_id), kind
 
 
 def batches(run_id: int) -> dict[str, list[int]]:
