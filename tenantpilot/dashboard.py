@@ -126,22 +126,30 @@ def top_failing_types(since: datetime, limit: int = 5) -> list[dict]:
         .order_by(failed_runs.desc(), failed_tenants.desc(), parts.c.type)
         .limit(limit)
     ).all()
-    return [{"type": r.type, "label": _label(r.type, since), "failed_runs": int(r.runs or 0),
+    labels = _labels([r.type for r in rows], since)
+    return [{"type": r.type, "label": labels[r.type], "failed_runs": int(r.runs or 0),
              "failed_tenants": int(r.tenants or 0)} for r in rows]
 
 
-def _label(type_: str, since: datetime) -> str:
-    """Display label of a type: its newest run's context label (what the seam stored),
-    else the registered operation type's label, else the type. One lookup on
-    ix_operation_runs_type_created."""
-    context = db.session.scalar(
-        select(OperationRun.context).where(OperationRun.type == type_, OperationRun.created_at >= since)
-        .order_by(OperationRun.created_at.desc()).limit(1))
-    label = (context or {}).get("operation_label")
+def _labels(types: list[str], since: datetime) -> dict[str, str]:
+    """Display label of each type: its newest run's context label (what the seam stored),
+    else the registered operation type's label, else the type. One statement for all of
+    them (a lookup on ix_operation_runs_type_created per type), not one per type."""
+    if not types:
+        return {}
+    newest = union_all(*(
+        select(literal(t).label("type"), select(OperationRun.context)
+               .where(OperationRun.type == t, OperationRun.created_at >= since)
+               .order_by(OperationRun.created_at.desc()).limit(1).scalar_subquery().label("context"))
+        for t in types))
     ops = current_app.extensions["tenantpilot"].registry.operation_types
-    if not label and type_ in ops:
-        label = ops[type_].label
-    return str(label or type_)
+    out = {}
+    for type_, context in db.session.execute(select(newest.subquery())):
+        label = (context or {}).get("operation_label") if isinstance(context, dict) else None
+        if not label and type_ in ops:
+            label = ops[type_].label
+        out[type_] = str(label or type_)
+    return out
 
 
 def top_failing_tenants(since: datetime, limit: int = 5) -> list[dict]:
@@ -240,7 +248,8 @@ def raw_top_failing_types(since: datetime, limit: int = 5) -> list[dict]:
         .order_by(failed_runs.desc(), failed_tenants.desc(), OperationRun.type)
         .limit(limit)
     ).all()
-    return [{"type": r.type, "label": _label(r.type, since), "failed_runs": int(r.runs or 0),
+    labels = _labels([r.type for r in rows], since)
+    return [{"type": r.type, "label": labels[r.type], "failed_runs": int(r.runs or 0),
              "failed_tenants": int(r.tenants or 0)} for r in rows]
 
 

@@ -2,6 +2,8 @@
 and session row) and the chrome's live figures (bell, pending approvals, break-glass
 banner). Each is one statement, so a page costs its own queries plus two, and the figures
 stay right when the page itself changes them (a commit in the request drops them)."""
+import re
+
 from sqlalchemy import event
 
 from tenantpilot.extensions import db
@@ -76,3 +78,38 @@ def test_a_commit_in_the_request_refreshes_the_figures(app, factory):
         db.session.add(Notification(platform_user_id=ops.id, title="Run #1 failed", kind="run_failed"))
         db.session.commit()
         assert chrome.figures("system")["unread"] == 1
+
+
+def test_control_tower_labels_its_top_failing_types_in_one_statement(app, factory):
+    """Five failing types: their labels (each the newest run's stored label) come from one
+    statement, not one per type, and each row still shows its own label."""
+    import uuid
+    from datetime import timedelta
+
+    from tenantpilot import run_rollup
+    from tenantpilot.models import OperationRun
+    from tenantpilot.timeutil import utcnow
+
+    factory.platform_user(email="ops@example.test")
+    now = utcnow()
+    with app.app_context():
+        for i in range(5):
+            for age, label in ((3, f"Old label {i}"), (1, f"Check number {i}")):  # the newest wins
+                db.session.add(OperationRun(
+                    type=f"probe.check{i}", status="completed", outcome="failed", run_identity_hash=uuid.uuid4().hex,
+                    context={"operation_label": label}, failure_summary=[], summary_counts={}, tenants_total=1,
+                    tenants_done=1, tenants_failed=1, created_at=now - timedelta(hours=age),
+                    completed_at=now - timedelta(hours=age) + timedelta(minutes=1)))
+        db.session.commit()
+        run_rollup.rebuild()
+    client = signed_in(app, "system", "ops@example.test", "platform-pass-123")
+    client.get("/system/")
+    spy = Statements(app)
+    page, seen = spy.during(lambda: client.get("/system/"))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for i in range(5):
+        row = re.search(rf'data-offender-type="probe.check{i}">\s*<td>(?:<a [^>]*>)?([^<]*)<', html)
+        assert row and row.group(1) == f"Check number {i}", row and row.group(1)
+    label_lookups = [s for s in seen if "SELECT operation_runs.context FROM operation_runs WHERE operation_runs.type" in s]
+    assert len(label_lookups) == 1, label_lookups
