@@ -9,8 +9,13 @@ two cores with gunicorn and PostgreSQL, for the app and the ceiling alike.
 
 Data (not an empty ledger): the demo seed (users, 3 workspaces, 12 tenants), 1,000 bench
 tenants and 1,000,000 runs (bench/runs_list.py's loader: 90 days, skewed types and
-outcomes, tenant rows), 20,000 findings on the demo tenant the tenant pages show, then
-VACUUM ANALYZE.
+outcomes, tenant rows), 20,000 findings on the demo tenant the tenant pages show, the runs
+rollup recounted (run_rollup.rebuild(), as after any bulk load), then VACUUM ANALYZE. No
+telemetry events: bench/dashboard.py times the control tower with 10M of them.
+
+A third app under the same command, bench/_floor.py, does only what a signed-in list of 50
+runs cannot skip (a session lookup, the runs query, a precompiled 50-row template) with raw
+psycopg and no framework around it: the most any runs list could reach on this machine.
 
 Each page is fetched once first and checked (200, the page's own text), and every wrk
 repetition must answer only 2xx: a redirect to the login page would flatter the figures.
@@ -202,7 +207,7 @@ def main() -> int:
 
     from sqlalchemy import select
 
-    from tenantpilot import demo
+    from tenantpilot import demo, run_rollup
     from tenantpilot.extensions import db
     from tenantpilot.models import Tenant
 
@@ -220,6 +225,12 @@ def main() -> int:
         t = time.perf_counter()
         counts = runs_list.load(tenant_ids, ws_id)
         load_findings(demo_tenant)
+        with app.app_context():
+            # The loader writes runs by SQL, around the ledger: recount the hourly rollup the
+            # control tower reads, as `flask runs rebuild-rollup` does after a bulk load
+            # (an empty rollup would time a page that shows nothing).
+            run_rollup.rebuild()
+            db.session.remove()
         with psycopg.connect(_libpq_url(DATABASE_URL), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         log(f"loaded {counts.get('runs', args.runs):,} runs, {FINDINGS:,} findings in {time.perf_counter() - t:.0f} s")
@@ -235,8 +246,16 @@ def main() -> int:
         log(f"web: {web.command}")
         ops = sign_in(web.base, "system", "ops@demo.test", "demo-ops-pass")
         owner = sign_in(web.base, "admin", "owner@demo.test", "demo-owner-pass")
+        with psycopg.connect(_libpq_url(DATABASE_URL)) as conn:
+            ops_session = conn.execute("SELECT id FROM auth_sessions WHERE plane = 'system' "
+                                       "ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+        floor = Gunicorn("bench._floor:app", {"DATABASE_URL": _libpq_url(DATABASE_URL),
+                                              "FLOOR_SESSION_ID": ops_session}, ROOT)
+        servers.append(floor)
+        floor.wait_ready()
         cases = [
             ("bare Flask hello (ceiling)", hello.base + "/", None, "hello"),
+            ("floor: 50 runs, bare Flask+Jinja+psycopg", floor.base + "/", None, "data-run="),
             ("runs list /system/ops/runs", web.base + "/system/ops/runs", ops, "data-run="),
             ("dashboard /system/ (24h)", web.base + "/system/", ops, "Control tower"),
             ("dashboard /system/?window=30d", web.base + "/system/?window=30d", ops, "Control tower"),

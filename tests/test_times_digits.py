@@ -46,3 +46,32 @@ def test_relative_text_is_babels_text():
                 delta = timedelta(seconds=seconds)
                 assert times.relative_text(now + delta, now) == format_timedelta(
                     delta, add_direction=True, locale=locale), (seconds, locale)
+
+
+@settings(max_examples=200, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31)),
+       zone=st.sampled_from(ZONES + ["America/Sao_Paulo", "Asia/Dubai"]))
+def test_when_writes_what_the_reference_functions_write(moment, zone):
+    """``|when`` looks the viewer's zone and locale up once per request and writes its parts
+    without escaping them; the element must still say exactly what ``iso_utc``,
+    ``local_text`` and ``relative_text`` say (zones with letters, and without: "-03")."""
+    from flask import Flask
+    from markupsafe import escape
+
+    from tenantpilot.timeutil import iso_utc
+    from tenantpilot.web import locale as web_locale
+    from tenantpilot.web import times
+
+    app = Flask(__name__)
+    web_locale.init_app(app)
+    with app.test_request_context("/", headers={"Cookie": f"tp_tz={zone}"}):
+        now = datetime(2026, 12, 2, 12, 0, 0)
+        from unittest.mock import patch
+
+        with patch.object(times, "utcnow", return_value=now):
+            html = str(times.when(moment))
+            html_again = str(times.when(moment))  # the second call reads the per-request lookup
+        expected = (f'<span class="when"><time datetime="{iso_utc(moment)}" '
+                    f'title="{times._digits(moment, seconds=True)} UTC">{escape(times.local_text(moment, zone))}</time> '
+                    f'<small class="muted" data-rel>({escape(times.relative_text(moment, now))})</small></span>')
+        assert html == expected == html_again

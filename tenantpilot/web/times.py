@@ -23,6 +23,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.dates import TIMEDELTA_UNITS, format_timedelta
 from babel.lists import format_list
 from babel.units import format_unit
+from flask import g, has_request_context
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
@@ -78,11 +79,14 @@ def local_text(value: datetime | None, zone: str | None = None) -> str:
 
 def relative_text(value: datetime, now: datetime | None = None) -> str:
     """``3 minutes ago`` / ``in 2 hours`` (Babel's rounding; app.js repeats it in the page)."""
-    delta = _aware(value) - _aware(now or utcnow())
+    return _relative(_aware(value), now or utcnow(), _locale())
+
+
+def _relative(moment: datetime, now: datetime, locale) -> str:
+    delta = moment - _aware(now)
     seconds = delta.total_seconds()
     if abs(seconds) < 1:
         return "just now"
-    locale = _locale()
     # Babel's text depends only on the direction, the unit it picks and the rounded amount,
     # so a text is made once per (locale, direction, unit, amount) and then looked up.
     key = (str(locale), seconds >= 0, *_babel_unit(seconds))
@@ -109,6 +113,17 @@ def _babel_unit(seconds: float) -> tuple[str, int]:
     raise AssertionError("unreachable: seconds is the last unit")
 
 
+def _viewer() -> tuple[ZoneInfo, str]:
+    """(zone, locale) of this request, looked up once per request: a list page shows a
+    hundred timestamps or more, and each lookup reads the cookie and asks Flask-Babel."""
+    if not has_request_context():
+        return ZoneInfo(viewer_timezone()), str(_locale())
+    found = g.get("_tp_viewer")
+    if found is None:
+        found = g._tp_viewer = (ZoneInfo(viewer_timezone()), str(_locale()))
+    return found
+
+
 def when(value: datetime | str | None) -> Markup:
     """``{{ ts|when }}``: the one way a timestamp appears on a page. Also takes the ISO
     text that JSON columns hold (``iso_utc`` or ``datetime.isoformat()``)."""
@@ -120,11 +135,15 @@ def when(value: datetime | str | None) -> Markup:
         except ValueError:
             return escape(value)
     moment = _aware(value)
-    exact = _digits(moment, seconds=True) + " UTC"
-    # An f-string of escaped parts: Markup.format's formatter cost more than the rest.
-    return Markup(f'<span class="when"><time datetime="{escape(iso_utc(moment))}" title="{escape(exact)}">'
-                  f'{escape(local_text(moment))}</time> '
-                  f'<small class="muted" data-rel>({escape(relative_text(moment))})</small></span>')
+    zone, locale = _viewer()
+    local = moment.astimezone(zone)
+    name = local.tzname() or ""
+    label = name if name.isalpha() else zone_label(moment, zone)
+    # Every part but the relative text is digits, an ISO timestamp or a zone name (letters,
+    # or "UTC" and an offset): nothing to escape. An f-string: Markup.format cost more.
+    return Markup(f'<span class="when"><time datetime="{iso_utc(moment)}" '
+                  f'title="{_digits(moment, seconds=True)} UTC">{_digits(local)} {label}</time> '
+                  f'<small class="muted" data-rel>({escape(_relative(moment, utcnow(), locale))})</small></span>')
 
 
 def duration(value: timedelta | int | float | None) -> str:
