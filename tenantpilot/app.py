@@ -34,6 +34,7 @@ class TenantPilotState:
     worker_thread: Any = None
     scheduler_thread: Any = None
     telemetry_errors: int = 0  # this process's telemetry recording failures (also in Redis)
+    limiter: Any = None  # held here: the limit decorators only keep a weak reference to it
 
 
 def _sqlite_engine_events(app: Flask) -> None:
@@ -268,6 +269,9 @@ def _rate_limits(app: Flask) -> None:
     # in-memory storage while Redis is down (and re-check Redis periodically).
     limiter = Limiter(key_func=lambda: request.remote_addr or "unknown", app=app, default_limits=[],
                       in_memory_fallback_enabled=True, in_memory_fallback=[])
+    # With RATELIMIT_ENABLED off, Flask-Limiter registers itself nowhere, and the weak
+    # reference its decorators keep would die with this function (every limited view 500).
+    app.extensions["tenantpilot"].limiter = limiter
     for endpoint in ("system.login", "admin.login"):
         view = app.view_functions[endpoint]
         for config_key, key_func in LOGIN_LIMITS:

@@ -379,3 +379,25 @@ def test_htmx_error_fragments_escape_what_the_request_said(client):
     r = client.get("/admin/login?%3Cscript%3Ex%3C%2Fscript%3E=%01", headers={"HX-Request": "true"})
     body = r.get_data(as_text=True)
     assert r.status_code == 400 and "<script>" not in body and "&lt;script&gt;" in body
+
+
+def test_sign_in_and_the_api_work_with_rate_limiting_switched_off(make_app, factory):
+    """Flask-Limiter's own switch (RATELIMIT_ENABLED=false, e.g. behind a gateway that
+    limits) turns the limits off; it must not take sign-in down with them. The limiter
+    registers itself nowhere when disabled, so a limiter only the decorators knew (by weak
+    reference) was collected and every limited view answered 500."""
+    import gc
+
+    app = make_app(RATELIMIT_ENABLED=False, TENANTPILOT_API_RATE_LIMIT="2 per minute")
+    from tenantpilot.testing import Factory, api_client
+
+    f = Factory(app)
+    f.user(email="owner@example.test")
+    f.platform_user(email="ops@example.test")
+    gc.collect()
+    client = app.test_client()
+    codes = [_attempt(client, "admin", "owner@example.test", "wrong").status_code for _ in range(12)]
+    assert codes == [422] * 12  # no 429 either: the limits are off
+    assert _attempt(client, "admin", "owner@example.test", PASSWORDS["admin"]).status_code == 302
+    api = api_client(app, "system", "ops@example.test")
+    assert [api.get("/system/api/v1/runbooks").status_code for _ in range(4)] == [200] * 4
