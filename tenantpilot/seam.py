@@ -83,7 +83,7 @@ def start(
         identity_inputs = {**(identity_inputs or {}), "tenant_ids": sorted(tenant_ids)}
 
     # 1. Capability check (404 before 403: a non-member must not learn the tenant exists).
-    tenant = db.session.execute(_TENANT.where(Tenant.__table__.c.id == scope.tenant_id)).first() if scope.tenant_id else None
+    tenant = db.session.execute(_TENANT.where(Tenant.id == scope.tenant_id)).first() if scope.tenant_id else None
     if scope.kind == "single_tenant" and (tenant is None or tenant.status not in op.tenant_statuses
                                          or tenant.is_platform):
         return StartResult("not_found", message="Tenant not found.", label=op.label)
