@@ -135,20 +135,19 @@ def _labels(types: list[str], since: datetime) -> dict[str, str]:
     """Display label of each type: its newest run's context label (what the seam stored),
     else the registered operation type's label, else the type. One statement for all of
     them (a lookup on ix_operation_runs_type_created per type), not one per type."""
-    if not types:
-        return {}
-    newest = union_all(*(
-        select(literal(t).label("type"), select(OperationRun.context)
-               .where(OperationRun.type == t, OperationRun.created_at >= since)
-               .order_by(OperationRun.created_at.desc()).limit(1).scalar_subquery().label("context"))
-        for t in types))
     ops = current_app.extensions["tenantpilot"].registry.operation_types
     out = {}
-    for type_, context in db.session.execute(select(newest.subquery())):
-        label = (context or {}).get("operation_label") if isinstance(context, dict) else None
-        if not label and type_ in ops:
-            label = ops[type_].label
-        out[type_] = str(label or type_)
+    for i in range(0, len(types), 100):  # SQLite caps a compound SELECT at 500 parts
+        newest = union_all(*(
+            select(literal(t).label("type"), select(OperationRun.context)
+                   .where(OperationRun.type == t, OperationRun.created_at >= since)
+                   .order_by(OperationRun.created_at.desc()).limit(1).scalar_subquery().label("context"))
+            for t in types[i:i + 100]))
+        for type_, context in db.session.execute(select(newest.subquery())):
+            label = (context or {}).get("operation_label") if isinstance(context, dict) else None
+            if not label and type_ in ops:
+                label = ops[type_].label
+            out[type_] = str(label or type_)
     return out
 
 

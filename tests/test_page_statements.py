@@ -113,3 +113,25 @@ def test_control_tower_labels_its_top_failing_types_in_one_statement(app, factor
         assert row and row.group(1) == f"Check number {i}", row and row.group(1)
     label_lookups = [s for s in seen if "SELECT operation_runs.context FROM operation_runs WHERE operation_runs.type" in s]
     assert len(label_lookups) == 1, label_lookups
+
+
+def test_labels_of_many_types_at_once(app, factory):
+    """The label lookup takes any number of types (SQLite caps one compound SELECT at 500
+    parts): 600 types, each with its newest run's label or, without runs, the type."""
+    import uuid
+    from datetime import timedelta
+
+    from tenantpilot import dashboard
+    from tenantpilot.models import OperationRun
+    from tenantpilot.timeutil import utcnow
+
+    now = utcnow()
+    types = [f"bulk.type{i}" for i in range(600)]
+    with app.app_context():
+        for t in types[:300]:
+            db.session.add(OperationRun(type=t, status="completed", outcome="failed", run_identity_hash=uuid.uuid4().hex,
+                                        context={"operation_label": t.upper()}, failure_summary=[], summary_counts={},
+                                        created_at=now - timedelta(minutes=5), completed_at=now))
+        db.session.commit()
+        labels = dashboard._labels(types, now - timedelta(hours=1))
+    assert labels == {t: (t.upper() if i < 300 else t) for i, t in enumerate(types)}
