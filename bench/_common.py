@@ -123,8 +123,8 @@ def seed_tenants(app, count: int) -> list[int]:
         return list(db.session.scalars(select(Tenant.id).where(Tenant.workspace_id == ws_id).order_by(Tenant.id)))
 
 
-def setup(tenants: int, **extra_config):
-    """Fresh schema + migrated app + seeded tenants. Returns (app, config, tenant_ids)."""
+def fresh_app(**extra_config):
+    """Fresh schema + migrated app. Returns (app, config)."""
     import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -133,6 +133,12 @@ def setup(tenants: int, **extra_config):
     config = bench_config(**extra_config)
     app = build_app(config)
     migrate(app)
+    return app, config
+
+
+def setup(tenants: int, **extra_config):
+    """Fresh schema + migrated app + seeded tenants. Returns (app, config, tenant_ids)."""
+    app, config = fresh_app(**extra_config)
     return app, config, seed_tenants(app, tenants)
 
 
@@ -213,6 +219,13 @@ def checks_verdict(checks_ok: bool, began: float) -> int:
     """The last line of a bench script; its exit code (1 when a check failed)."""
     print(f"checks: {'OK' if checks_ok else 'FAILED'}; total time {time.monotonic() - began:.0f} s")
     return 0 if checks_ok else 1
+
+
+def named_checks_verdict(checks: list[tuple[str, bool]], began: float) -> int:
+    """``checks_verdict`` for (name, ok) checks: names the failed ones first."""
+    failed = [name for name, ok in checks if not ok]
+    print(f"checks failed: {', '.join(failed)}" if failed else f"all {len(checks)} checks passed")
+    return checks_verdict(not failed, began)
 
 
 def wait_until(done, t0: float, timeout: float, poll: float, what: str) -> None:

@@ -51,8 +51,8 @@ import psycopg  # noqa: E402
 
 import runs_list  # noqa: E402  (its run loader)
 import telemetry as telemetry_bench  # noqa: E402  (its event generator)
-from _common import (DATABASE_URL, _libpq_url, bench_config, build_app, checks_verdict, ensure_database,  # noqa: E402
-                     migrate, ms, percentile, print_header, reset_schema, teardown)
+from _common import (DATABASE_URL, _libpq_url, fresh_app, ms, named_checks_verdict, percentile,  # noqa: E402
+                     print_header, teardown)
 
 RUNS, EVENTS = 1_000_000, 10_000_000
 N_TENANTS = 1000
@@ -201,8 +201,6 @@ def time_pages(app, client) -> dict:
 
 
 def main() -> int:
-    import logging
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply 1M runs and 10M events by this (e.g. 0.01 while developing)")
@@ -213,11 +211,7 @@ def main() -> int:
     print_header(f"bench/dashboard.py — GET /system/?window=… at {n_runs:,} runs and {n_events:,} telemetry events",
                  f"page with the runs rollup vs with the raw run queries, {ROUNDS} rounds × ({PAGE_WARMUP} warm-ups + "
                  f"{PAGE_REPS} timed) per window and kind, Flask test client, signed in")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    ensure_database()
-    reset_schema()
-    app = build_app(bench_config())
-    migrate(app)
+    app, _config = fresh_app()
     conn = psycopg.connect(_libpq_url(DATABASE_URL), autocommit=False)
     checks: list[tuple[str, bool]] = []
     try:
@@ -256,9 +250,7 @@ def main() -> int:
         print(f"target: page p95 ≤ {TARGET_MS:.0f} ms for every window at {n_runs:,} runs + {n_events:,} events: "
               f"{'met' if met else 'NOT met'}" + ("" if args.scale == 1 else " (scaled run: not the target's size)"))
         print("# noisy: a shared 2-core box; compare the two kinds within this run, not across runs.")
-        failed = [name for name, ok in checks if not ok]
-        print(f"checks failed: {', '.join(failed)}" if failed else f"all {len(checks)} checks passed")
-        return checks_verdict(not failed, began)
+        return named_checks_verdict(checks, began)
     finally:
         conn.close()
         teardown(app)

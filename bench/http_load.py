@@ -33,7 +33,6 @@ import sys
 import argparse
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket

@@ -82,7 +82,7 @@ def measure(n: int) -> dict:
         measured = tenant_ids[:n]
 
         out: dict = {"times": {}, "statuses": {}}
-        new, new_runs = [], []
+        new_runs = []
         for case, operation, actor, source in (("new run, system", OPERATION, system, "cli"),
                                                ("new run, tenant user", HUMAN_OPERATION, human, "tenant_ui")):
             times, statuses = [], {}

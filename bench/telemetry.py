@@ -54,8 +54,8 @@ os.environ["BENCH_DATABASE_URL"] = os.environ.get(
 
 import psycopg  # noqa: E402
 
-from _common import (DATABASE_URL, _libpq_url, bench_config, build_app, checks_verdict, ensure_database,  # noqa: E402
-                     migrate, ms, percentile, print_header, reset_schema, teardown)
+from _common import (DATABASE_URL, _libpq_url, fresh_app, ms, named_checks_verdict, percentile,  # noqa: E402
+                     print_header, teardown)
 
 SIZES = (1_000_000, 10_000_000)
 N_WORKSPACES = 2000
@@ -507,19 +507,12 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main() -> int:
-    import logging
-
     began = time.monotonic()
     sys.stdout.reconfigure(line_buffering=True)
     print_header("bench/telemetry.py — product usage telemetry at 1M and 10M events",
                  f"summary vs raw queries per window ({WARMUP} warm-ups + {REPS} timed), recorder cost, "
                  f"dashboard latency, EXPLAIN")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    ensure_database()
-    reset_schema()
-    config = bench_config()
-    app = build_app(config)
-    migrate(app)
+    app, _config = fresh_app()
     conn = psycopg.connect(_libpq_url(DATABASE_URL), autocommit=False)
     checks: list[tuple[str, bool]] = []
     results, recorder = [], {}
@@ -616,9 +609,7 @@ def main() -> int:
         print()
         explain(app, clock)
         print()
-        failed = [name for name, ok in checks if not ok]
-        print(f"checks failed: {', '.join(failed)}" if failed else f"all {len(checks)} checks passed")
-        return checks_verdict(not failed, began)
+        return named_checks_verdict(checks, began)
     finally:
         conn.close()
         teardown(app)

@@ -41,8 +41,8 @@ os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 import psycopg  # noqa: E402
 
-from _common import (DATABASE_URL, _libpq_url, bench_config, build_app, checks_verdict, ensure_database,  # noqa: E402
-                     migrate, print_header, reset_schema, teardown)
+from _common import (DATABASE_URL, _libpq_url, fresh_app, named_checks_verdict, print_header,  # noqa: E402
+                     reset_schema, teardown)
 
 DAYS_OF_DATA, RETENTION_DAYS = 120, 90  # prune removes the oldest 30 days
 N_WORKSPACES = 200
@@ -168,8 +168,6 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> int:
-    import logging
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="events (default 1,000,000; issue: 10,000,000)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per mode (default 3)")
@@ -179,11 +177,7 @@ def main() -> int:
     print_header(f"bench/telemetry_prune.py — prune the oldest 30 of {DAYS_OF_DATA} days of {args.size:,} events",
                  f"batched DELETE (plain table) vs DROP of monthly partitions, {args.reps} repetition(s) each, "
                  "interleaved, each on a fresh copy")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    ensure_database()
-    reset_schema()
-    app = build_app(bench_config())
-    migrate(app)
+    app, _config = fresh_app()
     conn = psycopg.connect(_libpq_url(DATABASE_URL), autocommit=False)
     checks: list[tuple[str, bool]] = []
     try:
@@ -229,9 +223,7 @@ def main() -> int:
             r["first"] for r in results["drop"])
         print(f"  first prune: drop is {speedup:.1f}x faster than delete (same run, noisy 2-core box)")
         print()
-        failed = [name for name, ok in checks if not ok]
-        print(f"checks failed: {', '.join(failed)}" if failed else f"all {len(checks)} checks passed")
-        return checks_verdict(not failed, began)
+        return named_checks_verdict(checks, began)
     finally:
         conn.close()
         teardown(app)
