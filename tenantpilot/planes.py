@@ -105,7 +105,7 @@ def tenant_and_membership(tenant_id: int):
     from sqlalchemy import and_, select
     from sqlalchemy.orm import contains_eager
 
-    from .models import Membership, Tenant, Workspace
+    from .models import Membership, Tenant
 
     found = db.session.execute(
         select(Tenant, Membership).join(Tenant.workspace)

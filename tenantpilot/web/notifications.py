@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import abort, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import Notification, OperationRun

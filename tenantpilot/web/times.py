@@ -58,23 +58,20 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def zone_label(moment: datetime, zone: ZoneInfo) -> str:
-    """The zone's abbreviation at that moment (CET, CEST, EST, UTC), or the UTC offset where
-    the zone has no letters for it (UTC-03:00)."""
-    local = _aware(moment).astimezone(zone)
+def _local(moment: datetime, zone: ZoneInfo, locale) -> str:
+    """``2026-12-01 18:45 CET``: the moment in ``zone``, then the zone's abbreviation at that
+    moment (CET, CEST, EST, UTC), or the UTC offset where it has no letters (UTC-03:00)."""
+    local = moment.astimezone(zone)
     name = local.tzname() or ""
-    if name.isalpha():
-        return name
-    return "UTC" + babel_format_datetime(local, "xxx", tzinfo=zone, locale=_locale())
+    label = name if name.isalpha() else "UTC" + babel_format_datetime(local, "xxx", tzinfo=zone, locale=locale)
+    return f"{_digits(local)} {label}"
 
 
 def local_text(value: datetime | None, zone: str | None = None) -> str:
     """The absolute time in the viewer's (or the given) zone: ``2026-12-01 18:45 CET``."""
     if value is None:
         return EMPTY
-    tz = ZoneInfo(zone or viewer_timezone())
-    moment = _aware(value)
-    return f"{_digits(moment.astimezone(tz))} {zone_label(moment, tz)}"
+    return _local(_aware(value), ZoneInfo(zone or viewer_timezone()), _locale())
 
 
 def relative_text(value: datetime, now: datetime | None = None) -> str:
@@ -136,13 +133,10 @@ def when(value: datetime | str | None) -> Markup:
             return escape(value)
     moment = _aware(value)
     zone, locale = _viewer()
-    local = moment.astimezone(zone)
-    name = local.tzname() or ""
-    label = name if name.isalpha() else zone_label(moment, zone)
     # Every part but the relative text is digits, an ISO timestamp or a zone name (letters,
     # or "UTC" and an offset): nothing to escape. An f-string: Markup.format cost more.
     return Markup(f'<span class="when"><time datetime="{iso_utc(moment)}" '
-                  f'title="{_digits(moment, seconds=True)} UTC">{_digits(local)} {label}</time> '
+                  f'title="{_digits(moment, seconds=True)} UTC">{_local(moment, zone, locale)}</time> '
                   f'<small class="muted" data-rel>({escape(_relative(moment, utcnow(), locale))})</small></span>')
 
 
